@@ -1,0 +1,204 @@
+"""The chat's rulebook: what a line of input means, for TCP and WebSocket alike.
+
+Transports hand every line of user text to :func:`handle_input`; nothing about
+commands, messages or their limits lives in a transport.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from webchat.events import VIA_NAMES
+from webchat.hub import Hub
+from webchat.session import Session
+from webchat.text import NickError, clean_text
+
+Handler = Callable[[Hub, Session, str], None]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    usage: str
+    summary: str
+    handler: Handler
+    aliases: tuple[str, ...] = ()
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, usage: str, summary: str, aliases: tuple[str, ...] = ()) -> Callable[
+    [Handler], Handler
+]:
+    """Register a handler in the one table both transports use."""
+
+    def register(handler: Handler) -> Handler:
+        entry = Command(name, usage, summary, handler, aliases)
+        for key in (name, *aliases):
+            COMMANDS[key] = entry
+        return handler
+
+    return register
+
+
+def handle_input(hub: Hub, session: Session, raw: str) -> None:
+    """Act on one line a user typed: a command if it starts with '/', else a message."""
+    text = clean_text(raw).rstrip()
+    if not text.strip():
+        return
+    if text.startswith("/") and not text.startswith("//"):
+        name, _, args = text[1:].partition(" ")
+        entry = COMMANDS.get(name.lower())
+        if entry is None:
+            hub.tell(
+                session,
+                "error",
+                f"unknown command /{name}; type /help for the list, or //{text[1:]} to say it",
+                code="unknown_command",
+            )
+            return
+        entry.handler(hub, session, args.strip())
+        return
+    if text.startswith("//"):
+        text = text[1:]
+    if _fits(hub, session, text):
+        hub.publish("message", session.nick, text, origin=session)
+
+
+def _fits(hub: Hub, session: Session, text: str) -> bool:
+    limit = hub.limits.max_message_chars
+    if len(text) <= limit:
+        return True
+    hub.tell(
+        session,
+        "error",
+        f"message is {len(text)} characters; the limit is {limit}. It was not sent",
+        code="message_too_long",
+    )
+    return False
+
+
+def _usage(hub: Hub, session: Session, name: str) -> None:
+    hub.tell(session, "error", f"usage: {COMMANDS[name].usage}", code="usage")
+
+
+@command("help", "/help [COMMAND]", "list the commands, or explain one")
+def _help(hub: Hub, session: Session, args: str) -> None:
+    if args:
+        entry = COMMANDS.get(args.lstrip("/").lower())
+        if entry is None:
+            hub.tell(session, "error", f"no command /{args.lstrip('/')}; type /help for the list")
+            return
+        also = f" (also /{', /'.join(entry.aliases)})" if entry.aliases else ""
+        hub.tell(session, "system", f"{entry.usage}: {entry.summary}{also}")
+        return
+    hub.tell(session, "system", "Commands (type /help COMMAND for one):")
+    seen: set[str] = set()
+    for entry in COMMANDS.values():
+        if entry.name not in seen:
+            seen.add(entry.name)
+            hub.tell(session, "system", f"  {entry.usage:<22} {entry.summary}")
+    hub.tell(session, "system", "  A line that starts with // is sent as a message starting with /.")
+
+
+@command("nick", "/nick NEW", "change your nickname")
+def _nick(hub: Hub, session: Session, args: str) -> None:
+    if not args or " " in args:
+        _usage(hub, session, "nick")
+        return
+    try:
+        hub.rename(session, args)
+    except NickError as exc:
+        hub.tell(session, "error", str(exc), code=exc.code)
+
+
+@command("me", "/me ACTION", "say what you are doing, as '* nick ACTION'")
+def _me(hub: Hub, session: Session, args: str) -> None:
+    if not args:
+        _usage(hub, session, "me")
+    elif _fits(hub, session, args):
+        hub.publish("me", session.nick, args, origin=session)
+
+
+def _send_private(hub: Hub, session: Session, target_nick: str, text: str) -> None:
+    target = hub.find(target_nick)
+    if target is None:
+        hub.tell(session, "error", f"no one called {target_nick} is online", code="no_such_nick")
+        return
+    if not _fits(hub, session, text):
+        return
+    target.reply_to = session.nick
+    hub.publish(
+        "private",
+        session.nick,
+        text,
+        extra={"to": target.nick},
+        audience=frozenset({session.id, target.id}),
+        origin=session,
+    )
+
+
+@command("msg", "/msg NICK TEXT", "send a private message", aliases=("query", "tell"))
+def _msg(hub: Hub, session: Session, args: str) -> None:
+    target, _, text = args.partition(" ")
+    if not target or not text.strip():
+        _usage(hub, session, "msg")
+        return
+    _send_private(hub, session, target, text.strip())
+
+
+@command("reply", "/reply TEXT", "answer the last person who messaged you privately", ("r",))
+def _reply(hub: Hub, session: Session, args: str) -> None:
+    if not args:
+        _usage(hub, session, "reply")
+    elif session.reply_to is None:
+        hub.tell(session, "error", "no one has messaged you privately yet; use /msg NICK TEXT")
+    else:
+        _send_private(hub, session, session.reply_to, args)
+
+
+@command("who", "/who", "list who is online, how, idle time and away state", ("names",))
+def _who(hub: Hub, session: Session, args: str) -> None:
+    people = hub.presence()
+    parts = []
+    for p in people:
+        if p.away is not None:
+            state = f"away: {p.away}" if p.away else "away"
+        else:
+            state = f"idle {_duration(p.idle)}"
+        parts.append(f"{p.nick} ({VIA_NAMES.get(p.via, p.via)}, {state})")
+    hub.tell(
+        session,
+        "users",
+        f"{len(people)} online: {', '.join(parts)}",
+        users=[p.as_dict() for p in people],
+    )
+
+
+@command("away", "/away [REASON]", "mark yourself away; everyone is told")
+def _away(hub: Hub, session: Session, args: str) -> None:
+    hub.set_away(session, args or "")
+
+
+@command("back", "/back", "mark yourself back")
+def _back(hub: Hub, session: Session, args: str) -> None:
+    if session.away is None:
+        hub.tell(session, "error", "you are not away; /away [REASON] marks you away")
+    else:
+        hub.set_away(session, None)
+
+
+@command("quit", "/quit [REASON]", "leave the chat; the reason shows in the leave notice")
+def _quit(hub: Hub, session: Session, args: str) -> None:
+    session.close(args or "quit")
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"

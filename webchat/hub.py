@@ -1,0 +1,272 @@
+"""The hub owns the chat's state: who is here, the order of events, and their delivery.
+
+Fan-out is a shared ring of encoded packets rather than a queue per session:
+publishing appends one packet and wakes the writers; each writer takes everything
+between its cursor and the head in one slice. That keeps publish O(1) whatever the
+number of receivers, gives everyone one order for free, and makes a session's
+"outbox" exactly its lag behind the head, bounded in events and bytes. A session
+that falls further behind than the bounds is disconnected as too slow; nobody
+else waits for it. See docs/DESIGN-NOTES.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from webchat.events import SEQUENCED, Event, Packet, make_packet, utc_now
+from webchat.session import Session, Transport
+from webchat.text import NickError, check_nick, nick_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HubLimits:
+    max_nick_chars: int = 24
+    max_message_chars: int = 2000
+    outbox_max_events: int = 4096
+    outbox_max_bytes: int = 2 * 1024 * 1024
+    close_grace: float = 2.0
+    reap_interval: float = 0.25
+
+
+@dataclass(frozen=True)
+class Presence:
+    """A snapshot of one user, for /who and the welcome."""
+
+    nick: str
+    via: str
+    idle: float
+    away: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"nick": self.nick, "via": self.via, "idle": round(self.idle), "away": self.away}
+
+
+class Hub:
+    """Thread-safe: every method may be called from any connection's thread."""
+
+    def __init__(self, limits: HubLimits | None = None) -> None:
+        self.limits = limits or HubLimits()
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._capacity = self.limits.outbox_max_events
+        self._ring: list[Packet | None] = [None] * self._capacity
+        self._head = 0
+        self._bytes_total = 0
+        self._next_event_id = 1
+        self._next_session_id = 1
+        self._sessions: dict[int, Session] = {}
+        self._by_key: dict[str, Session] = {}
+        self._stopping = threading.Event()
+        self._reaper = threading.Thread(target=self._reap_loop, name="hub-reaper", daemon=True)
+        self._reaper.start()
+
+    # ----- membership -------------------------------------------------------------
+
+    def join(self, raw_nick: str, transport: Transport) -> Session:
+        """Register a user and announce them; raise NickError if the nick is refused."""
+        nick = check_nick(raw_nick, self.limits.max_nick_chars)
+        key = nick_key(nick)
+        with self._lock:
+            if key in self._by_key:
+                raise NickError(
+                    "nick_taken", f"the nickname {nick!r} is already taken (in use); choose another"
+                )
+            session = Session(self, self._next_session_id, nick, key, transport)
+            self._next_session_id += 1
+            session.cursor = self._head
+            session.cursor_bytes = self._bytes_total
+            self._sessions[session.id] = session
+            self._by_key[key] = session
+            users = [p.as_dict() for p in self._presence_locked()]
+            others = [u["nick"] for u in users if u["nick"] != nick]
+            summary = (
+                f"{len(users)} online: {', '.join([nick, *others])}. Type /help for commands."
+                if others
+                else "You are the only one here. Type /help for commands."
+            )
+            self._publish_locked(
+                Event("welcome", nick, summary, extra={"users": users}), frozenset({session.id})
+            )
+            self._publish_locked(Event("join", nick, extra={"via": session.via}))
+        log.info("%s joined via %s", nick, session.via)
+        return session
+
+    def leave(self, session: Session, reason: str = "") -> None:
+        """Remove a user and announce it; safe to call more than once."""
+        with self._lock:
+            if self._sessions.pop(session.id, None) is None:
+                return
+            self._by_key.pop(session.key, None)
+            self._publish_locked(Event("leave", session.nick, reason or None))
+            self._close_locked(session, reason or "left", 1000)
+        log.info("%s left (%s)", session.nick, reason or "no reason")
+
+    def rename(self, session: Session, raw_nick: str) -> None:
+        nick = check_nick(raw_nick, self.limits.max_nick_chars)
+        key = nick_key(nick)
+        with self._lock:
+            holder = self._by_key.get(key)
+            if holder is not None and holder is not session:
+                raise NickError(
+                    "nick_taken", f"the nickname {nick!r} is already taken (in use); choose another"
+                )
+            if nick == session.nick:
+                raise NickError("nick_same", f"you are already {nick}")
+            old = session.nick
+            del self._by_key[session.key]
+            session.nick, session.key = nick, key
+            self._by_key[key] = session
+            self._publish_locked(Event("nick", old, extra={"new": nick}))
+
+    def find(self, raw_nick: str) -> Session | None:
+        with self._lock:
+            return self._by_key.get(nick_key(raw_nick))
+
+    def presence(self) -> list[Presence]:
+        with self._lock:
+            return self._presence_locked()
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+    def _presence_locked(self) -> list[Presence]:
+        now = time.monotonic()
+        return sorted(
+            (
+                Presence(s.nick, s.via, now - s.last_active, s.away)
+                for s in self._sessions.values()
+            ),
+            key=lambda p: p.nick.casefold(),
+        )
+
+    # ----- publishing -------------------------------------------------------------
+
+    def publish(
+        self,
+        type_: str,
+        nick: str | None = None,
+        text: str | None = None,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        audience: frozenset[int] | None = None,
+        origin: Session | None = None,
+    ) -> Event:
+        """Sequence, encode and deliver one event; returns it as everyone will see it."""
+        with self._lock:
+            if origin is not None:
+                origin.last_active = time.monotonic()
+            skip = origin.id if origin is not None and type_ == "message" else 0
+            return self._publish_locked(Event(type_, nick, text, extra=extra), audience, skip)
+
+    def tell(self, session: Session, type_: str, text: str, **extra: Any) -> None:
+        """An unsequenced event for one session only: errors, replies, notices."""
+        with self._lock:
+            self._publish_locked(Event(type_, text=text, extra=extra or None), frozenset({session.id}))
+
+    def set_away(self, session: Session, reason: str | None) -> None:
+        with self._lock:
+            session.away = reason
+            if reason is None:
+                self._publish_locked(Event("back", session.nick))
+            else:
+                self._publish_locked(Event("away", session.nick, reason or None))
+
+    def _publish_locked(
+        self, event: Event, audience: frozenset[int] | None = None, tcp_skip: int = 0
+    ) -> Event:
+        if event.type in SEQUENCED:
+            event = Event(
+                event.type, event.nick, event.text, self._next_event_id, utc_now(), event.extra
+            )
+            self._next_event_id += 1
+        else:
+            event = Event(event.type, event.nick, event.text, None, utc_now(), event.extra)
+        packet = make_packet(event, audience, tcp_skip)
+        self._ring[self._head % self._capacity] = packet
+        self._head += 1
+        self._bytes_total += packet.size
+        self._changed.notify_all()
+        return event
+
+    # ----- delivery ---------------------------------------------------------------
+
+    def take(self, session: Session, timeout: float | None) -> tuple[list[Packet], bool]:
+        """Block until there is something for this session's writer, then hand over all of it.
+
+        Returns the packets (unfiltered: the session decides what is its own) and
+        whether the session is closing.
+        """
+        with self._changed:
+            if session.cursor == self._head and not session.closing:
+                self._changed.wait(timeout)
+            start, end = session.cursor, self._head
+            if end - start > self._capacity:
+                self._close_locked(
+                    session, f"too slow: more than {self._capacity} events waiting", 1008
+                )
+                return [], True
+            session.cursor = end
+            session.cursor_bytes = self._bytes_total
+            if start == end:
+                return [], session.closing
+            first, last = start % self._capacity, end % self._capacity
+            if first < last:
+                chunk = self._ring[first:last]
+            else:
+                chunk = self._ring[first:] + self._ring[:last]
+            return chunk, session.closing  # type: ignore[return-value]
+
+    def close_session(self, session: Session, reason: str, code: int = 1000) -> None:
+        with self._lock:
+            self._close_locked(session, reason, code)
+
+    def _close_locked(self, session: Session, reason: str, code: int) -> None:
+        if session.closing:
+            return
+        session.closing = True
+        session.closing_since = time.monotonic()
+        session.close_reason = reason
+        session.close_code = code
+        self._changed.notify_all()
+
+    # ----- housekeeping -----------------------------------------------------------
+
+    def _reap_loop(self) -> None:
+        """Disconnect sessions that fell too far behind, and cut those that will not close."""
+        limits = self.limits
+        while not self._stopping.wait(limits.reap_interval):
+            now = time.monotonic()
+            stuck: list[Session] = []
+            with self._lock:
+                for s in self._sessions.values():
+                    if not s.closing:
+                        lag = self._head - s.cursor
+                        lag_bytes = self._bytes_total - s.cursor_bytes
+                        if lag >= self._capacity or lag_bytes > limits.outbox_max_bytes:
+                            self._close_locked(
+                                s,
+                                f"too slow: {lag} events ({lag_bytes} bytes) waiting to be sent",
+                                1008,
+                            )
+                    elif now - s.closing_since > limits.close_grace:
+                        stuck.append(s)
+            for s in stuck:
+                s.transport.abort()
+
+    def shutdown(self, reason: str = "server shutting down") -> None:
+        """Close every session and stop the reaper; used when the server stops."""
+        with self._lock:
+            sessions = list(self._sessions.values())
+            for s in sessions:
+                self._close_locked(s, reason, 1001)
+        for s in sessions:
+            s.wait_closed(self.limits.close_grace)
+        self._stopping.set()

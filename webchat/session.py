@@ -1,0 +1,105 @@
+"""One connected user: identity, presence, and the single thread allowed to write to them."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Protocol
+
+from webchat.events import Packet
+
+if TYPE_CHECKING:
+    from webchat.hub import Hub
+
+log = logging.getLogger(__name__)
+
+
+class Transport(Protocol):
+    """What a session needs from its connection; only the writer thread calls these."""
+
+    kind: str  # "tcp" or "web"
+    keepalive_interval: float | None
+
+    def send_packets(self, packets: list[Packet]) -> None:
+        """Write every packet in one send; raise OSError if the peer is gone."""
+
+    def keepalive(self) -> str | None:
+        """Called when idle; return a reason to close, or None."""
+
+    def send_goodbye(self, reason: str, code: int) -> None:
+        """Last words before closing: an error line, or a close frame."""
+
+    def abort(self) -> None:
+        """Cut the connection now; safe from any thread, wakes a blocked reader and writer."""
+
+
+class Session:
+    """A joined user. The hub owns its fields; the writer thread owns its socket."""
+
+    def __init__(self, hub: Hub, session_id: int, nick: str, key: str, transport: Transport):
+        self.hub = hub
+        self.id = session_id
+        self.nick = nick
+        self.key = key
+        self.transport = transport
+        self.via = transport.kind
+        self.joined_at = time.monotonic()
+        self.last_active = self.joined_at
+        self.away: str | None = None
+        self.reply_to: str | None = None
+        # Position in the hub's shared event ring: everything before it was taken.
+        self.cursor = 0
+        self.cursor_bytes = 0
+        self.closing = False
+        self.closing_since = 0.0
+        self.close_reason = ""
+        self.close_code = 1000
+        self.writer_done = threading.Event()
+        self._writer: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id} {self.nick!r} via {self.via}>"
+
+    def start_writer(self) -> None:
+        self._writer = threading.Thread(
+            target=self._write_loop, name=f"writer-{self.id}", daemon=True
+        )
+        self._writer.start()
+
+    def close(self, reason: str, code: int = 1000) -> None:
+        """Ask the writer to flush, say goodbye and end; the first reason wins."""
+        self.hub.close_session(self, reason, code)
+
+    def wait_closed(self, timeout: float) -> None:
+        """Let the writer finish its last words before the transport tears down."""
+        if self._writer is not None and not self.writer_done.wait(timeout):
+            self.transport.abort()
+            self.writer_done.wait(timeout)
+
+    def wants(self, packet: Packet) -> bool:
+        if packet.audience is not None and self.id not in packet.audience:
+            return False
+        return not (self.via == "tcp" and packet.tcp_skip == self.id)
+
+    def _write_loop(self) -> None:
+        transport = self.transport
+        try:
+            while True:
+                packets, closing = self.hub.take(self, transport.keepalive_interval)
+                mine = [p for p in packets if self.wants(p)]
+                if mine:
+                    transport.send_packets(mine)
+                elif not packets and not closing:
+                    reason = transport.keepalive()
+                    if reason:
+                        self.close(reason, 1008)
+                        continue
+                if closing:
+                    transport.send_goodbye(self.close_reason, self.close_code)
+                    break
+        except OSError as exc:
+            log.debug("writer for %r stopped: %s", self, exc)
+        finally:
+            transport.abort()
+            self.writer_done.set()

@@ -1,0 +1,85 @@
+"""Every tunable of the server in one typed place.
+
+Each field can be set from the environment as ``WEBCHAT_<FIELD NAME IN CAPITALS>``
+(for example ``WEBCHAT_TCP_PORT=9000``) and, for the ``webchat`` command, by a flag.
+Keeping them in one frozen dataclass means the hub, both transports and the docs
+agree on one list of limits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ENV_PREFIX = "WEBCHAT_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Server settings; the defaults are what `flask run` and `webchat` use."""
+
+    web_host: str = "127.0.0.1"
+    web_port: int = 5000
+    tcp_host: str = "127.0.0.1"
+    tcp_port: int = 8080
+    # None: start the TCP listener only when serving (`flask run`, `webchat`),
+    # never for `flask routes` or `flask shell`.
+    tcp_enabled: bool | None = None
+    # Longest TCP line, in bytes, not counting the line ending.
+    max_line_bytes: int = 4096
+    # Longest WebSocket frame from a client, in bytes.
+    max_frame_bytes: int = 16384
+    # Longest message text, in characters, over either transport.
+    max_message_chars: int = 2000
+    max_nick_chars: int = 24
+    # Seconds a new TCP connection has to answer the nickname prompt.
+    nick_timeout: float = 60.0
+    # A session whose unsent backlog passes either bound is disconnected as too slow.
+    outbox_max_events: int = 4096
+    outbox_max_bytes: int = 2 * 1024 * 1024
+    # Seconds a closing connection gets to flush its last words before it is cut.
+    close_grace: float = 2.0
+    # Seconds between WebSocket pings; a ping unanswered by the next one closes the socket.
+    ping_interval: float = 25.0
+    # Extra origins (scheme://host[:port]) allowed to open /ws, besides the page's own.
+    allowed_origins: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``WEBCHAT_*`` variables, then apply explicit overrides."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw.strip() != "":
+                values[f.name] = parse_value(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def parse_value(name: str, type_name: object, raw: str) -> Any:
+    """Turn one environment string into the field's type, with an error that names it."""
+    text = raw.strip()
+    kind = str(type_name)
+    try:
+        if kind.startswith("bool"):
+            lowered = text.lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            if lowered in {"auto", "none"} and "None" in kind:
+                return None
+            raise ValueError(f"expected true or false, got {raw!r}")
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+        if kind.startswith("tuple"):
+            return tuple(part.strip() for part in text.split(",") if part.strip())
+        return text
+    except ValueError as exc:
+        raise ValueError(f"{ENV_PREFIX}{name.upper()}: {exc}") from None
