@@ -1,0 +1,111 @@
+"""webchat: one process, one conversation, for browsers and for `nc`.
+
+:func:`create_app` is the Flask app factory (`flask run` finds it through
+``.flaskenv``). It wires the hub, the web blueprint and, when the app is being
+served, the TCP listener.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask
+from flask.helpers import get_debug_flag
+
+from webchat.hub import Hub, HubLimits
+from webchat.settings import Settings
+from webchat.tcp import ChatTCPServer
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ChatRuntime", "Settings", "create_app"]
+
+
+def asset_folder(name: str) -> str:
+    """`templates/` and `static/` live at the repository's top level and inside the wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / name, here.parent / name):
+        if candidate.is_dir():
+            return str(candidate)
+    raise RuntimeError(f"webchat cannot find its {name}/ folder next to {here}")
+
+
+class ChatRuntime:
+    """Everything one running chat owns; kept in ``app.extensions['webchat']``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.hub = Hub(
+            HubLimits(
+                max_nick_chars=settings.max_nick_chars,
+                max_message_chars=settings.max_message_chars,
+                outbox_max_events=settings.outbox_max_events,
+                outbox_max_bytes=settings.outbox_max_bytes,
+                close_grace=settings.close_grace,
+            )
+        )
+        self.tcp: ChatTCPServer | None = None
+
+    @property
+    def tcp_port(self) -> int | None:
+        return self.tcp.port if self.tcp is not None else None
+
+    def start_tcp(self) -> ChatTCPServer:
+        if self.tcp is None:
+            self.tcp = ChatTCPServer(self.settings, self.hub)
+            self.tcp.start()
+        return self.tcp
+
+    def close(self) -> None:
+        """Stop accepting, say goodbye to everyone, and release the port."""
+        if self.tcp is not None:
+            self.tcp.stop()
+            self.tcp = None
+        self.hub.shutdown()
+
+
+def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
+    """Build the app; `settings` defaults to the ``WEBCHAT_*`` environment."""
+    if settings is None:
+        settings = Settings.from_env(**overrides)
+    app = Flask(
+        __name__,
+        template_folder=asset_folder("templates"),
+        static_folder=asset_folder("static"),
+        instance_relative_config=True,
+    )
+    app.config["SOCK_SERVER_OPTIONS"] = {
+        "max_message_size": settings.max_frame_bytes,
+        "ping_interval": None,  # our writer thread pings, so only it writes
+    }
+    from webchat.web import bp, sock
+
+    app.register_blueprint(bp)
+    sock.init_app(app)
+    runtime = ChatRuntime(settings)
+    app.extensions["webchat"] = runtime
+    start = settings.tcp_enabled if settings.tcp_enabled is not None else serving_under_flask_run()
+    if start:
+        runtime.start_tcp()
+    return app
+
+
+def serving_under_flask_run() -> bool:
+    """True in the process that `flask run` serves from, and only there.
+
+    `flask routes` and `flask shell` load the app too, and so does the reloader's
+    watcher process under `flask run --debug`; none of them may bind the TCP port.
+    """
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or ctx.info_name != "run":
+        return False
+    if os.environ.get("WERKZEUG_RUN_MAIN") == "true":
+        return True
+    reload = ctx.params.get("reload")
+    if reload is None:
+        reload = get_debug_flag()
+    return not reload

@@ -1,0 +1,108 @@
+"""The `webchat` command: serve the page, /ws and the TCP chat from one process."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+from werkzeug.serving import make_server
+
+from webchat import create_app
+from webchat.settings import ENV_PREFIX, Settings, parse_value
+
+HELP = {
+    "web_host": "address for the web page and /ws",
+    "web_port": "port for the web page and /ws",
+    "tcp_host": "address for the TCP chat (nc)",
+    "tcp_port": "port for the TCP chat (nc)",
+    "tcp_enabled": "run the TCP chat: true or false",
+    "max_line_bytes": "longest TCP line, in bytes",
+    "max_frame_bytes": "longest WebSocket frame from a client, in bytes",
+    "max_message_chars": "longest message, in characters",
+    "max_nick_chars": "longest nickname, in characters",
+    "nick_timeout": "seconds a TCP client has to give a nickname",
+    "outbox_max_events": "events a client may lag behind before it is cut off as too slow",
+    "outbox_max_bytes": "bytes a client may lag behind before it is cut off as too slow",
+    "close_grace": "seconds a closing connection gets to flush its last words",
+    "ping_interval": "seconds between WebSocket pings (0 turns them off)",
+    "allowed_origins": "comma-separated extra origins allowed to open /ws",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="webchat",
+        description="Run the chat: a web page and a TCP port (for nc) in one conversation.",
+        epilog=f"Every option can also be set as an environment variable: {ENV_PREFIX}TCP_PORT=9000.",
+    )
+    for f in dataclasses.fields(Settings):
+        flag = "--" + f.name.replace("_", "-")
+        env = ENV_PREFIX + f.name.upper()
+        default = f.default if f.default is not dataclasses.MISSING else "none"
+        parser.add_argument(
+            flag,
+            dest=f.name,
+            metavar=f.name.split("_")[-1].upper(),
+            type=lambda raw, f=f: parse_value(f.name, f.type, raw),
+            help=f"{HELP[f.name]} (env {env}; default {default})",
+        )
+    parser.add_argument("--no-tcp", action="store_true", help="do not run the TCP chat")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    overrides: dict[str, Any] = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)
+    }
+    if args.no_tcp:
+        overrides["tcp_enabled"] = False
+    elif overrides["tcp_enabled"] is None:
+        overrides["tcp_enabled"] = True
+    try:
+        settings = Settings.from_env(**overrides)
+    except ValueError as exc:
+        print(f"webchat: {exc}", file=sys.stderr)
+        return 2
+    try:
+        app = create_app(settings)
+        server = make_server(settings.web_host, settings.web_port, app, threaded=True)
+    except OSError as exc:
+        print(f"webchat: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    runtime = app.extensions["webchat"]
+    print(banner(settings, server.server_port, runtime.tcp_port), flush=True)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        runtime.close()
+    return 0
+
+
+def banner(settings: Settings, web_port: int, tcp_port: int | None) -> str:
+    """Tell the person who started it where everyone connects."""
+    web_host = "localhost" if settings.web_host in {"0.0.0.0", "::", "127.0.0.1"} else settings.web_host
+    lines = ["webchat is running.", f"  Browser:  http://{web_host}:{web_port}/"]
+    if tcp_port is not None:
+        tcp_host = "localhost" if settings.tcp_host in {"0.0.0.0", "::", "127.0.0.1"} else settings.tcp_host
+        lines.append(f"  Terminal: nc {tcp_host} {tcp_port}    (or: webchat-client {tcp_host} {tcp_port})")
+    if "0.0.0.0" in (settings.web_host, settings.tcp_host) or "::" in (settings.web_host, settings.tcp_host):
+        lines.append("  Others on your network use this machine's address instead of localhost.")
+    lines.append("Press Ctrl-C to stop.")
+    return "\n".join(lines)

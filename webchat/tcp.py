@@ -1,0 +1,220 @@
+"""The raw TCP chat (`nc localhost 8080`): bytes in, hub calls out, packets back to bytes.
+
+The handler thread is the reader; after the nickname is accepted, a writer thread
+owned by the session is the only one that writes to the socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import socketserver
+import threading
+from typing import Any
+
+from webchat.commands import handle_input
+from webchat.events import Packet
+from webchat.hub import Hub
+from webchat.session import Session
+from webchat.settings import Settings
+from webchat.text import NickError, clean_text, strip_telnet
+
+log = logging.getLogger(__name__)
+
+PROMPT = b"Enter your nickname: "
+
+
+class TooLong:
+    """A line that passed the limit; its bytes were read and dropped, never buffered."""
+
+    def __init__(self, size: int, ended: bool) -> None:
+        self.size = size
+        self.ended = ended
+
+
+class LineReader:
+    """Reads CRLF- or LF-ended lines with a hard bound on memory."""
+
+    def __init__(self, rfile: Any, limit: int) -> None:
+        self.rfile = rfile
+        self.limit = limit
+
+    def read(self) -> bytes | TooLong | None:
+        """Return one line without its ending, a TooLong, or None at end of stream.
+
+        A line cut by the end of the stream is dropped: the peer went away mid-line.
+        """
+        data: bytes = self.rfile.readline(self.limit + 2)
+        if not data.endswith(b"\n"):
+            if len(data) < self.limit + 2:
+                return None
+            return TooLong(len(data), False)
+        line = data[:-1]
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if len(line) > self.limit:
+            return TooLong(len(line), True)
+        return line
+
+    def skip_to_line_end(self) -> int:
+        """Drop bytes up to and including the next newline; return how many were dropped."""
+        dropped = 0
+        while True:
+            chunk: bytes = self.rfile.readline(65536)
+            dropped += len(chunk)
+            if not chunk or chunk.endswith(b"\n"):
+                return dropped
+
+
+class TcpTransport:
+    """Writes packets as lines; used only by the session's writer thread."""
+
+    kind = "tcp"
+    keepalive_interval: float | None = None
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._aborted = threading.Event()
+
+    def send_packets(self, packets: list[Packet]) -> None:
+        if len(packets) == 1:
+            self.sock.sendall(packets[0].line)
+        else:
+            self.sock.sendall(b"".join([p.line for p in packets]))
+
+    def send_text(self, text: str) -> None:
+        self.sock.sendall(f"*** {text}\r\n".encode())
+
+    def keepalive(self) -> str | None:
+        return None
+
+    def send_goodbye(self, reason: str, code: int) -> None:
+        if code == 1000:
+            self.send_text(f"bye ({reason})" if reason and reason != "quit" else "bye")
+        else:
+            self.send_text(f"disconnected: {reason}")
+        self.sock.shutdown(socket.SHUT_WR)
+
+    def abort(self) -> None:
+        if self._aborted.is_set():
+            return
+        self._aborted.set()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class ChatRequestHandler(socketserver.StreamRequestHandler):
+    """One TCP client: the nickname prompt, then a line loop until EOF or /quit."""
+
+    server: ChatTCPServer
+
+    def handle(self) -> None:
+        settings = self.server.settings
+        hub = self.server.hub
+        reader = LineReader(self.rfile, settings.max_line_bytes)
+        transport = TcpTransport(self.connection)
+        self.connection.settimeout(settings.nick_timeout)
+        try:
+            session = self._ask_nick(hub, reader, transport)
+        except TimeoutError:
+            self._say(f"no nickname given within {settings.nick_timeout:g} seconds; bye")
+            return
+        except OSError:
+            return
+        if session is None:
+            return
+        self.connection.settimeout(None)
+        session.start_writer()
+        reason = "connection closed"
+        try:
+            reason = self._chat(hub, session, reader)
+        except OSError as exc:
+            reason = f"connection lost: {exc.strerror or exc.__class__.__name__}"
+        finally:
+            hub.leave(session, session.close_reason if session.closing else reason)
+            session.wait_closed(settings.close_grace)
+
+    def _say(self, text: str) -> None:
+        """Write before the session exists; the writer thread is not running yet."""
+        try:
+            self.wfile.write(f"*** {text}\r\n".encode())
+        except OSError:
+            pass
+
+    def _ask_nick(self, hub: Hub, reader: LineReader, transport: TcpTransport) -> Session | None:
+        while True:
+            self.wfile.write(PROMPT)
+            line = reader.read()
+            if line is None:
+                return None
+            if isinstance(line, TooLong):
+                if not line.ended:
+                    reader.skip_to_line_end()
+                self._say(f"error: nickname line is too long (limit {reader.limit} bytes)")
+                continue
+            text = clean_text(strip_telnet(line).decode("utf-8", "replace"))
+            try:
+                return hub.join(text, transport)
+            except NickError as exc:
+                self._say(f"error: {exc}")
+
+    def _chat(self, hub: Hub, session: Session, reader: LineReader) -> str:
+        while not session.closing:
+            line = reader.read()
+            if line is None:
+                return "connection closed"
+            if isinstance(line, TooLong):
+                hub.tell(
+                    session,
+                    "error",
+                    f"line too long: more than {reader.limit} bytes; it was not sent",
+                    code="line_too_long",
+                )
+                if not line.ended and not reader.skip_to_line_end():
+                    return "connection closed"
+                continue
+            handle_input(hub, session, strip_telnet(line).decode("utf-8", "replace"))
+        return session.close_reason
+
+
+class ChatTCPServer(socketserver.ThreadingTCPServer):
+    """Thread per connection, as the assignment asks; stopped with shutdown()."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 1024
+    block_on_close = False
+
+    def __init__(self, settings: Settings, hub: Hub) -> None:
+        self.settings = settings
+        self.hub = hub
+        if ":" in settings.tcp_host:
+            self.address_family = socket.AF_INET6
+        super().__init__((settings.tcp_host, settings.tcp_port), ChatRequestHandler)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self.serve_forever, name="tcp-accept", kwargs={"poll_interval": 0.2}, daemon=True
+        )
+        self._thread.start()
+        log.info(
+            "TCP chat listening on %s port %d: connect with  nc %s %d",
+            self.settings.tcp_host,
+            self.port,
+            self.settings.tcp_host,
+            self.port,
+        )
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self.shutdown()
+            self._thread.join()
+            self._thread = None
+        self.server_close()

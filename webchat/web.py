@@ -1,0 +1,229 @@
+"""The browser side: the page, `/ws` (JSON over WebSocket) and `/healthz`.
+
+flask-sock (simple-websocket) does the handshake and reads frames. Writing is ours:
+the session's writer thread frames the packets' ready-made JSON itself and sends
+them with one ``sendall``, so no frame is ever half-written and no per-receiver
+compression undoes "encode once" (uncompressed messages are always allowed,
+RFC 7692 section 6).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import struct
+import threading
+from typing import Any
+
+from flask import Blueprint, Response, current_app, render_template, request
+from flask_sock import Sock
+from simple_websocket import ConnectionClosed
+
+from webchat.commands import handle_input
+from webchat.events import Event, Packet, encode_json, utc_now
+from webchat.hub import Hub
+from webchat.session import Session
+from webchat.settings import Settings
+from webchat.text import NickError, clean_text
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("chat", __name__)
+sock = Sock()
+
+PING_FRAME = b"\x89\x00"
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A final, unmasked server-to-client text frame (RFC 6455 section 5.2)."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 65536:
+        return struct.pack("!BBH", 0x81, 126, size) + payload
+    return struct.pack("!BBQ", 0x81, 127, size) + payload
+
+
+class WsTransport:
+    """Writes packets as JSON frames; used only by the session's writer thread."""
+
+    kind = "web"
+
+    def __init__(self, ws: Any, ping_interval: float) -> None:
+        self.ws = ws
+        self.sock: socket.socket = ws.sock
+        self.keepalive_interval: float | None = ping_interval if ping_interval > 0 else None
+        self._aborted = threading.Event()
+
+    def send_packets(self, packets: list[Packet]) -> None:
+        if len(packets) == 1:
+            payload = packets[0].json
+        else:
+            payload = b"[" + b",".join([p.json for p in packets]) + b"]"
+        self.sock.sendall(text_frame(payload))
+
+    def send_event(self, event: Event) -> None:
+        self.sock.sendall(text_frame(encode_json(event)))
+
+    def keepalive(self) -> str | None:
+        # simple-websocket's reader sets pong_received when the pong arrives.
+        if not self.ws.pong_received:
+            return "ping timeout: no answer to the last ping"
+        self.ws.pong_received = False
+        self.sock.sendall(PING_FRAME)
+        return None
+
+    def send_goodbye(self, reason: str, code: int) -> None:
+        if code != 1000:
+            self.send_event(Event("error", text=f"disconnected: {reason}", ts=utc_now()))
+        message = reason.encode()[:120].decode("utf-8", "ignore")
+        try:
+            self.ws.close(reason=code, message=message)
+        except ConnectionClosed:
+            pass
+
+    def abort(self) -> None:
+        if self._aborted.is_set():
+            return
+        self._aborted.set()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.extensions["webchat"].settings
+    return settings
+
+
+def _hub() -> Hub:
+    hub: Hub = current_app.extensions["webchat"].hub
+    return hub
+
+
+@bp.get("/")
+def index() -> str:
+    return render_template("index.html", max_message_chars=_settings().max_message_chars)
+
+
+@bp.get("/healthz")
+def healthz() -> dict[str, Any]:
+    runtime = current_app.extensions["webchat"]
+    return {
+        "status": "ok",
+        "users": runtime.hub.count(),
+        "tcp": {"listening": runtime.tcp is not None, "port": runtime.tcp_port},
+    }
+
+
+def origin_allowed(origin: str | None, host_url: str, allowed: tuple[str, ...]) -> bool:
+    """Browsers always send Origin; a page elsewhere must not drive our socket."""
+    if origin is None:
+        return True  # not a browser: a bot or a script
+    own = host_url.rstrip("/").lower()
+    wanted = origin.rstrip("/").lower()
+    return wanted == own or wanted in {a.rstrip("/").lower() for a in allowed}
+
+
+@bp.before_request
+def guard_websocket() -> Response | None:
+    if request.endpoint != "chat.websocket":
+        return None
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        return Response("This is the WebSocket endpoint; connect with a WebSocket client.\n", 400)
+    origin = request.headers.get("Origin")
+    if not origin_allowed(origin, request.host_url, _settings().allowed_origins):
+        log.warning("refused WebSocket from foreign origin %s", origin)
+        return Response(f"Origin {origin} is not allowed to use this chat.\n", 403)
+    return None
+
+
+@sock.route("/ws", bp=bp)
+def websocket(ws: Any) -> None:
+    settings, hub = _settings(), _hub()
+    transport = WsTransport(ws, settings.ping_interval)
+    session: Session | None = None
+    reason = "connection closed"
+    try:
+        session = _wait_for_join(ws, hub, transport, settings)
+        if session is None:
+            return
+        session.start_writer()
+        while not session.closing:
+            raw = ws.receive()
+            if raw is None:
+                break
+            _handle_frame(hub, session, raw)
+    except ConnectionClosed:
+        reason = "connection closed"
+    finally:
+        if session is not None:
+            hub.leave(session, session.close_reason if session.closing else reason)
+            session.wait_closed(settings.close_grace)
+
+
+def _decode(raw: str | bytes) -> dict[str, Any] | str:
+    """Parse a client frame into a dict, or return a sentence that says what is wrong."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        return 'frames must be JSON, like {"type":"say","text":"hello"}'
+    if not isinstance(frame, dict):
+        return 'frames must be JSON objects, like {"type":"say","text":"hello"}'
+    return frame
+
+
+def _wait_for_join(
+    ws: Any, hub: Hub, transport: WsTransport, settings: Settings
+) -> Session | None:
+    """Until a join succeeds, the handler thread is the socket's only writer."""
+    while True:
+        raw = ws.receive(timeout=settings.nick_timeout)
+        if raw is None:
+            transport.send_goodbye(f"no join within {settings.nick_timeout:g} seconds", 1008)
+            return None
+        frame = _decode(raw)
+        if isinstance(frame, str):
+            _refuse(transport, frame, "bad_frame")
+            continue
+        if frame.get("type") != "join":
+            _refuse(transport, 'join first: {"type":"join","nick":"NAME"}', "join_first")
+            continue
+        nick = frame.get("nick")
+        if not isinstance(nick, str):
+            _refuse(transport, "join needs a nick, as a string", "nick_empty")
+            continue
+        try:
+            return hub.join(clean_text(nick), transport)
+        except NickError as exc:
+            _refuse(transport, str(exc), exc.code)
+
+
+def _refuse(transport: WsTransport, text: str, code: str) -> None:
+    transport.send_event(Event("error", text=text, ts=utc_now(), extra={"code": code}))
+
+
+def _handle_frame(hub: Hub, session: Session, raw: str | bytes) -> None:
+    frame = _decode(raw)
+    if isinstance(frame, str):
+        hub.tell(session, "error", frame, code="bad_frame")
+        return
+    kind = frame.get("type")
+    if kind == "say":
+        text = frame.get("text")
+        if not isinstance(text, str):
+            hub.tell(session, "error", "say needs a text, as a string", code="bad_frame")
+            return
+        handle_input(hub, session, text)
+    elif kind == "join":
+        hub.tell(session, "error", f"already joined as {session.nick}", code="already_joined")
+    else:
+        hub.tell(
+            session,
+            "error",
+            f"unknown frame type {kind!r}; send {{\"type\":\"say\",\"text\":\"...\"}}",
+            code="bad_frame",
+        )
