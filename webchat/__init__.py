@@ -84,6 +84,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     }
     from webchat.web import bp, sock
 
+    if app.logger.level == logging.NOTSET:
+        app.logger.setLevel(logging.INFO)  # say where to connect, who joins and leaves
     app.register_blueprint(bp)
     sock.init_app(app)
     runtime = ChatRuntime(settings)
