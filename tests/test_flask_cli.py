@@ -43,7 +43,10 @@ def test_flask_run_serves_page_and_tcp_once() -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/", timeout=10) as page:
             assert b"Nickname" in page.read()
         chat_over(tcp_port, "alice")
-        assert len([line for line in server.output().splitlines() if "TCP chat listening" in line]) == 1
+        assert (
+            len([line for line in server.output().splitlines() if "TCP chat listening" in line])
+            == 1
+        )
     finally:
         server.stop()
 

@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
@@ -36,11 +36,23 @@ HELP = {
 }
 
 
+def value_parser(name: str, type_name: object) -> Callable[[str], Any]:
+    """argparse calls this on the flag's text; errors name the variable and the value."""
+
+    def parse(raw: str) -> Any:
+        try:
+            return parse_value(name, type_name, raw)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="webchat",
         description="Run the chat: a web page and a TCP port (for nc) in one conversation.",
-        epilog=f"Every option can also be set as an environment variable: {ENV_PREFIX}TCP_PORT=9000.",
+        epilog=f"Every option is also an environment variable, e.g. {ENV_PREFIX}TCP_PORT=9000.",
     )
     for f in dataclasses.fields(Settings):
         flag = "--" + f.name.replace("_", "-")
@@ -50,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
             flag,
             dest=f.name,
             metavar=f.name.split("_")[-1].upper(),
-            type=lambda raw, f=f: parse_value(f.name, f.type, raw),
+            type=value_parser(f.name, f.type),
             help=f"{HELP[f.name]} (env {env}; default {default})",
         )
     parser.add_argument("--no-tcp", action="store_true", help="do not run the TCP chat")
@@ -59,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     overrides: dict[str, Any] = {
         f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)
     }
@@ -97,12 +111,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def banner(settings: Settings, web_port: int, tcp_port: int | None) -> str:
     """Tell the person who started it where everyone connects."""
-    web_host = "localhost" if settings.web_host in {"0.0.0.0", "::", "127.0.0.1"} else settings.web_host
+    web_host = (
+        "localhost" if settings.web_host in {"0.0.0.0", "::", "127.0.0.1"} else settings.web_host
+    )
     lines = ["webchat is running.", f"  Browser:  http://{web_host}:{web_port}/"]
     if tcp_port is not None:
-        tcp_host = "localhost" if settings.tcp_host in {"0.0.0.0", "::", "127.0.0.1"} else settings.tcp_host
-        lines.append(f"  Terminal: nc {tcp_host} {tcp_port}    (or: webchat-client {tcp_host} {tcp_port})")
-    if "0.0.0.0" in (settings.web_host, settings.tcp_host) or "::" in (settings.web_host, settings.tcp_host):
+        tcp_host = (
+            "localhost"
+            if settings.tcp_host in {"0.0.0.0", "::", "127.0.0.1"}
+            else settings.tcp_host
+        )
+        lines.append(
+            f"  Terminal: nc {tcp_host} {tcp_port}    (or: webchat-client {tcp_host} {tcp_port})"
+        )
+    if "0.0.0.0" in (settings.web_host, settings.tcp_host) or "::" in (
+        settings.web_host,
+        settings.tcp_host,
+    ):
         lines.append("  Others on your network use this machine's address instead of localhost.")
     lines.append("Press Ctrl-C to stop.")
     return "\n".join(lines)

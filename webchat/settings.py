@@ -75,9 +75,14 @@ def parse_value(name: str, type_name: object, raw: str) -> Any:
                 return None
             raise ValueError(f"expected true or false, got {raw!r}")
         if kind == "int":
+            if not text.lstrip("-").isdigit():
+                raise ValueError(f"expected a whole number, got {raw!r}")
             return int(text)
         if kind == "float":
-            return float(text)
+            try:
+                return float(text)
+            except ValueError:
+                raise ValueError(f"expected a number, got {raw!r}") from None
         if kind.startswith("tuple"):
             return tuple(part.strip() for part in text.split(",") if part.strip())
         return text
