@@ -1,0 +1,81 @@
+"""The token bucket and the per-address counter, at their edges."""
+
+from __future__ import annotations
+
+import threading
+
+from webchat.limits import AddressLimiter, TokenBucket
+
+
+class Clock:
+    """A clock the test moves by hand, so refill is exact."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_bucket_allows_exactly_the_burst_then_refuses() -> None:
+    clock = Clock()
+    bucket = TokenBucket(rate=2.0, burst=10, clock=clock)
+    assert all(bucket.take() for _ in range(10))
+    assert not bucket.take()
+    assert bucket.refused_in_a_row == 1
+
+
+def test_bucket_refills_at_its_rate_and_never_past_the_burst() -> None:
+    clock = Clock()
+    bucket = TokenBucket(rate=4.0, burst=3, clock=clock)
+    for _ in range(3):
+        bucket.take()
+    clock.now += 0.125  # half a token
+    assert not bucket.take()
+    assert bucket.wait_hint() == 0.125
+    clock.now += 0.125
+    assert bucket.take()
+    assert bucket.refused_in_a_row == 0
+    clock.now += 3600
+    assert sum(bucket.take() for _ in range(10)) == 3
+
+
+def test_bucket_with_rate_zero_is_off() -> None:
+    bucket = TokenBucket(rate=0, burst=1)
+    assert all(bucket.take() for _ in range(10_000))
+
+
+def test_address_limiter_edge_and_release() -> None:
+    limiter = AddressLimiter(3)
+    assert all(limiter.acquire("10.0.0.1") for _ in range(3))
+    assert not limiter.acquire("10.0.0.1")
+    assert limiter.acquire("10.0.0.2")
+    limiter.release("10.0.0.1")
+    assert limiter.acquire("10.0.0.1")
+    for _ in range(3):
+        limiter.release("10.0.0.1")
+    assert limiter.count("10.0.0.1") == 0
+
+
+def test_address_limiter_zero_means_unlimited() -> None:
+    limiter = AddressLimiter(0)
+    assert all(limiter.acquire("::1") for _ in range(1000))
+
+
+def test_address_limiter_is_exact_under_contention() -> None:
+    limiter = AddressLimiter(50)
+    granted: list[bool] = []
+    lock = threading.Lock()
+
+    def grab() -> None:
+        ok = limiter.acquire("127.0.0.1")
+        with lock:
+            granted.append(ok)
+
+    threads = [threading.Thread(target=grab) for _ in range(200)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert granted.count(True) == 50
+    assert limiter.count("127.0.0.1") == 50
