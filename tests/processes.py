@@ -66,10 +66,8 @@ class ServerProcess:
                 if match:
                     return match
             remaining = deadline - time.monotonic()
-            if (
-                remaining <= 0
-                or (not self._drain(min(remaining, 0.5))
-                and self._cursor >= len(self.lines))
+            if remaining <= 0 or (
+                not self._drain(min(remaining, 0.5)) and self._cursor >= len(self.lines)
             ):
                 output = "\n".join(self.lines)
                 raise TimeoutError(f"no line matched {pattern!r}; output so far:\n{output}")

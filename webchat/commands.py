@@ -29,9 +29,9 @@ class Command:
 COMMANDS: dict[str, Command] = {}
 
 
-def command(name: str, usage: str, summary: str, aliases: tuple[str, ...] = ()) -> Callable[
-    [Handler], Handler
-]:
+def command(
+    name: str, usage: str, summary: str, aliases: tuple[str, ...] = ()
+) -> Callable[[Handler], Handler]:
     """Register a handler in the one table both transports use."""
 
     def register(handler: Handler) -> Handler:
@@ -100,7 +100,9 @@ def _help(hub: Hub, session: Session, args: str) -> None:
         if entry.name not in seen:
             seen.add(entry.name)
             hub.tell(session, "system", f"  {entry.usage:<22} {entry.summary}")
-    hub.tell(session, "system", "  A line that starts with // is sent as a message starting with /.")
+    hub.tell(
+        session, "system", "  A line that starts with // is sent as a message starting with /."
+    )
 
 
 @command("nick", "/nick NEW", "change your nickname")

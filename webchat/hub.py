@@ -140,10 +140,7 @@ class Hub:
     def _presence_locked(self) -> list[Presence]:
         now = time.monotonic()
         return sorted(
-            (
-                Presence(s.nick, s.via, now - s.last_active, s.away)
-                for s in self._sessions.values()
-            ),
+            (Presence(s.nick, s.via, now - s.last_active, s.away) for s in self._sessions.values()),
             key=lambda p: p.nick.casefold(),
         )
 
@@ -169,7 +166,9 @@ class Hub:
     def tell(self, session: Session, type_: str, text: str, **extra: Any) -> None:
         """An unsequenced event for one session only: errors, replies, notices."""
         with self._lock:
-            self._publish_locked(Event(type_, text=text, extra=extra or None), frozenset({session.id}))
+            self._publish_locked(
+                Event(type_, text=text, extra=extra or None), frozenset({session.id})
+            )
 
     def set_away(self, session: Session, reason: str | None) -> None:
         with self._lock:
@@ -250,7 +249,7 @@ class Hub:
                     if not s.closing:
                         lag = self._head - s.cursor
                         lag_bytes = self._bytes_total - s.cursor_bytes
-                        if lag >= self._capacity or lag_bytes > limits.outbox_max_bytes:
+                        if lag > self._capacity or lag_bytes > limits.outbox_max_bytes:
                             self._close_locked(
                                 s,
                                 f"too slow: {lag} events ({lag_bytes} bytes) waiting to be sent",

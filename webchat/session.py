@@ -84,17 +84,29 @@ class Session:
 
     def _write_loop(self) -> None:
         transport = self.transport
+        interval = transport.keepalive_interval
+        # Writers wake for every close and every private event, so "woke with nothing"
+        # does not mean "idle": keepalives go by the clock.
+        next_keepalive = None if interval is None else time.monotonic() + interval
         try:
             while True:
-                packets, closing = self.hub.take(self, transport.keepalive_interval)
+                wait = None
+                if next_keepalive is not None:
+                    wait = max(0.0, next_keepalive - time.monotonic())
+                packets, closing = self.hub.take(self, wait)
                 mine = [p for p in packets if self.wants(p)]
                 if mine:
                     transport.send_packets(mine)
-                elif not packets and not closing:
-                    reason = transport.keepalive()
-                    if reason:
-                        self.close(reason, 1008)
-                        continue
+                if next_keepalive is not None and interval is not None and not closing:
+                    now = time.monotonic()
+                    if mine:
+                        next_keepalive = now + interval
+                    elif now >= next_keepalive:
+                        next_keepalive = now + interval
+                        reason = transport.keepalive()
+                        if reason:
+                            self.close(reason, 1008)
+                            continue
                 if closing:
                     transport.send_goodbye(self.close_reason, self.close_code)
                     break

@@ -6,6 +6,7 @@ owned by the session is the only one that writes to the socket.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import socketserver
@@ -99,10 +100,8 @@ class TcpTransport:
         if self._aborted.is_set():
             return
         self._aborted.set()
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 class ChatRequestHandler(socketserver.StreamRequestHandler):
@@ -138,10 +137,8 @@ class ChatRequestHandler(socketserver.StreamRequestHandler):
 
     def _say(self, text: str) -> None:
         """Write before the session exists; the writer thread is not running yet."""
-        try:
+        with contextlib.suppress(OSError):
             self.wfile.write(f"*** {text}\r\n".encode())
-        except OSError:
-            pass
 
     def _ask_nick(self, hub: Hub, reader: LineReader, transport: TcpTransport) -> Session | None:
         while True:

@@ -25,6 +25,9 @@ _ESCAPES = re.compile(
     re.VERBOSE,
 )
 
+# Lone surrogates (JSON can carry "\ud800") cannot be encoded as UTF-8 for anyone.
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
 # Line breaks and tabs become spaces: a message is one line on every screen.
 _SPACES = dict.fromkeys(map(ord, "\t\n\v\f\u0085\u2028\u2029"), " ")
 # C0, DEL, C1, and the bidi embeddings, overrides and isolates that reorder text.
@@ -60,7 +63,7 @@ def clean_text(text: str) -> str:
     if text.isprintable():
         return text
     text = _ESCAPES.sub("", text)
-    return text.translate(_TEXT_TABLE)
+    return _SURROGATES.sub("\ufffd", text.translate(_TEXT_TABLE))
 
 
 def nick_key(nick: str) -> str:

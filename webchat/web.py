@@ -9,11 +9,13 @@ RFC 7692 section 6).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
 import struct
 import threading
+import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template, request
@@ -33,6 +35,7 @@ bp = Blueprint("chat", __name__)
 sock = Sock()
 
 PING_FRAME = b"\x89\x00"
+RECEIVE_POLL = 1.0  # seconds; bounds how long a missed close can go unnoticed
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -78,19 +81,15 @@ class WsTransport:
         if code != 1000:
             self.send_event(Event("error", text=f"disconnected: {reason}", ts=utc_now()))
         message = reason.encode()[:120].decode("utf-8", "ignore")
-        try:
+        with contextlib.suppress(ConnectionClosed):
             self.ws.close(reason=code, message=message)
-        except ConnectionClosed:
-            pass
 
     def abort(self) -> None:
         if self._aborted.is_set():
             return
         self._aborted.set()
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 def _settings() -> Settings:
@@ -118,13 +117,33 @@ def healthz() -> dict[str, Any]:
     }
 
 
-def origin_allowed(origin: str | None, host_url: str, allowed: tuple[str, ...]) -> bool:
+def _normal_origin(origin: str) -> str:
+    """Lower-case, no trailing slash, and no default port, so equal origins compare equal."""
+    origin = origin.rstrip("/").lower()
+    for scheme, port in (("http", ":80"), ("https", ":443")):
+        if origin.startswith(scheme + "://") and origin.endswith(port):
+            return origin[: -len(port)]
+    return origin
+
+
+def own_origins(scheme: str, host: str, server_port: str) -> set[str]:
+    """The origins of the page this server serves, as seen through this request's Host.
+
+    A client that leaves the port out of Host reached us on the port we listen on.
+    """
+    origins = {_normal_origin(f"{scheme}://{host}")}
+    has_port = "]:" in host if host.startswith("[") else ":" in host
+    if host and not has_port:
+        origins.add(_normal_origin(f"{scheme}://{host}:{server_port}"))
+    return origins
+
+
+def origin_allowed(origin: str | None, own: set[str], allowed: tuple[str, ...]) -> bool:
     """Browsers always send Origin; a page elsewhere must not drive our socket."""
     if origin is None:
         return True  # not a browser: a bot or a script
-    own = host_url.rstrip("/").lower()
-    wanted = origin.rstrip("/").lower()
-    return wanted == own or wanted in {a.rstrip("/").lower() for a in allowed}
+    wanted = _normal_origin(origin)
+    return wanted in own or wanted in {_normal_origin(a) for a in allowed}
 
 
 @bp.before_request
@@ -134,13 +153,14 @@ def guard_websocket() -> Response | None:
     if request.headers.get("Upgrade", "").lower() != "websocket":
         return Response("This is the WebSocket endpoint; connect with a WebSocket client.\n", 400)
     origin = request.headers.get("Origin")
-    if not origin_allowed(origin, request.host_url, _settings().allowed_origins):
+    own = own_origins(request.scheme, request.host, str(request.environ.get("SERVER_PORT", "")))
+    if not origin_allowed(origin, own, _settings().allowed_origins):
         log.warning("refused WebSocket from foreign origin %s", origin)
         return Response(f"Origin {origin} is not allowed to use this chat.\n", 403)
     return None
 
 
-@sock.route("/ws", bp=bp)
+@sock.route("/ws", bp=bp)  # type: ignore[untyped-decorator]
 def websocket(ws: Any) -> None:
     settings, hub = _settings(), _hub()
     transport = WsTransport(ws, settings.ping_interval)
@@ -152,7 +172,7 @@ def websocket(ws: Any) -> None:
             return
         session.start_writer()
         while not session.closing:
-            raw = ws.receive()
+            raw = _receive(ws, None)
             if raw is None:
                 break
             _handle_frame(hub, session, raw)
@@ -164,24 +184,40 @@ def websocket(ws: Any) -> None:
             session.wait_closed(settings.close_grace)
 
 
+def _receive(ws: Any, timeout: float | None) -> str | bytes | None:
+    """The next frame, or None when ``timeout`` passes; raises ConnectionClosed once closed.
+
+    simple-websocket can mark a socket closed after waking a blocked ``receive`` (an
+    oversize frame), which would then wait forever; short waits see the close.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        wait = RECEIVE_POLL if deadline is None else min(RECEIVE_POLL, deadline - time.monotonic())
+        raw: str | bytes | None = ws.receive(timeout=max(wait, 0))
+        if raw is not None:
+            return raw
+        if not ws.connected:
+            raise ConnectionClosed(ws.close_reason, ws.close_message)
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+
+
 def _decode(raw: str | bytes) -> dict[str, Any] | str:
     """Parse a client frame into a dict, or return a sentence that says what is wrong."""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     try:
         frame = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return 'frames must be JSON, like {"type":"say","text":"hello"}'
     if not isinstance(frame, dict):
         return 'frames must be JSON objects, like {"type":"say","text":"hello"}'
     return frame
 
 
-def _wait_for_join(
-    ws: Any, hub: Hub, transport: WsTransport, settings: Settings
-) -> Session | None:
+def _wait_for_join(ws: Any, hub: Hub, transport: WsTransport, settings: Settings) -> Session | None:
     """Until a join succeeds, the handler thread is the socket's only writer."""
     while True:
-        raw = ws.receive(timeout=settings.nick_timeout)
+        raw = _receive(ws, settings.nick_timeout)
         if raw is None:
             transport.send_goodbye(f"no join within {settings.nick_timeout:g} seconds", 1008)
             return None
@@ -224,6 +260,6 @@ def _handle_frame(hub: Hub, session: Session, raw: str | bytes) -> None:
         hub.tell(
             session,
             "error",
-            f"unknown frame type {kind!r}; send {{\"type\":\"say\",\"text\":\"...\"}}",
+            f'unknown frame type {kind!r}; send {{"type":"say","text":"..."}}',
             code="bad_frame",
         )
