@@ -444,5 +444,5 @@ def test_a_writer_does_not_ping_when_woken_early_by_someone_elses_close(hub):
     wait_until(lambda: len([e for e in watcher.events() if e.type == "join"]) == 6)
     for session, recorder in others:
         hub.close_session(session, "bye")  # wakes every writer, with nothing new for the watcher
-        wait_until(lambda r=recorder: r.goodbye is not None)
+        wait_until(lambda: recorder.goodbye is not None)  # noqa: B023 (used at once)
     assert watcher.pings == 0
