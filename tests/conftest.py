@@ -81,3 +81,9 @@ def make_chat() -> Iterator[Callable[..., RunningChat]]:
 @pytest.fixture
 def chat(make_chat: Callable[..., RunningChat]) -> RunningChat:
     return make_chat()
+
+
+@pytest.fixture
+def unlimited_chat(make_chat: Callable[..., RunningChat]) -> RunningChat:
+    """A chat without the rate limit, for tests that paste far more than a burst."""
+    return make_chat(rate_per_second=0)

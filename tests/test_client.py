@@ -192,7 +192,8 @@ def test_prints_peer_messages_with_plain_newlines(chat: RunningChat, run_client)
     assert "\r" not in client.out.text
 
 
-def test_many_lines_arrive_whole_and_in_order(chat: RunningChat, run_client) -> None:
+def test_many_lines_arrive_whole_and_in_order(unlimited_chat: RunningChat, run_client) -> None:
+    chat = unlimited_chat
     client = run_client(chat.tcp_port)
     client.join("alice")
     bob = chat.tcp("bob")

@@ -294,12 +294,18 @@ SCROLL_LOG = """(top) => new Promise((done) => {
 
 
 def test_follows_new_messages_only_at_the_bottom(chat: RunningChat, open_page: OpenPage) -> None:
-    tom = chat.tcp("tom")
+    # Four people, ten lines each: a busy room, each of them inside the rate limit's burst.
+    talkers = [chat.tcp(f"tom{k}") for k in range(4)]
+    tom = talkers[0]
     page = open_page(viewport={"width": 800, "height": 420})
     join(page, "reader")
     for i in range(40):
-        tom.line(f"line {i}")
-    expect(page.locator("#log li", has_text="line 39")).to_be_in_viewport()
+        talkers[i % 4].line(f"line {i}")
+    expect(page.locator("#log li", has_text="line 39")).to_be_attached()
+    expect(page.locator("#log li", has_text="line 38")).to_be_attached()
+    expect(page.locator("#log li", has_text="line 37")).to_be_attached()
+    expect(page.locator("#log li", has_text="line 36")).to_be_attached()
+    expect(page.locator("#log li").last).to_be_in_viewport()
 
     assert page.evaluate(SCROLL_LOG, 0) == 0  # the reader scrolls up to read
     tom.line("while you were reading")

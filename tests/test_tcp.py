@@ -58,7 +58,8 @@ def test_a_line_split_over_many_sends_arrives_whole(chat):
     assert reader.expect("alice:") == f"alice: {text}"
 
 
-def test_many_lines_in_one_send_arrive_in_order(chat):
+def test_many_lines_in_one_send_arrive_in_order(unlimited_chat):
+    chat = unlimited_chat
     sender, reader = chat.tcp("alice"), chat.tcp("bob")
     sender.send("".join(f"line {i}\n" if i % 2 else f"line {i}\r\n" for i in range(50)))
     got = reader.read_until("alice: line 49")

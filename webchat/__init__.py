@@ -17,6 +17,7 @@ from flask import Flask
 from flask.helpers import get_debug_flag
 
 from webchat.hub import Hub, HubLimits
+from webchat.limits import AddressLimiter
 from webchat.settings import Settings
 from webchat.tcp import ChatTCPServer
 
@@ -46,9 +47,15 @@ class ChatRuntime:
                 outbox_max_events=settings.outbox_max_events,
                 outbox_max_bytes=settings.outbox_max_bytes,
                 close_grace=settings.close_grace,
+                rate_per_second=settings.rate_per_second,
+                rate_burst=settings.rate_burst,
+                flood_refusals=settings.flood_refusals,
+                flood_window=settings.flood_window,
             )
         )
         self.tcp: ChatTCPServer | None = None
+        # Shared by both transports: the per-address limit counts TCP and WebSocket together.
+        self.addresses = AddressLimiter(settings.max_connections_per_ip)
 
     @property
     def tcp_port(self) -> int | None:
@@ -56,7 +63,7 @@ class ChatRuntime:
 
     def start_tcp(self) -> ChatTCPServer:
         if self.tcp is None:
-            self.tcp = ChatTCPServer(self.settings, self.hub)
+            self.tcp = ChatTCPServer(self.settings, self.hub, self.addresses)
             self.tcp.start()
         return self.tcp
 

@@ -32,6 +32,11 @@ HELP = {
     "outbox_max_bytes": "bytes a client may lag behind before it is cut off as too slow",
     "close_grace": "seconds a closing connection gets to flush its last words",
     "ping_interval": "seconds between WebSocket pings (0 turns them off)",
+    "rate_per_second": "lines per second each connection may send after its burst (0: no limit)",
+    "rate_burst": "lines a connection may send at once, e.g. a pasted block",
+    "flood_refusals": "refused lines within the flood window that disconnect (0: never)",
+    "flood_window": "seconds over which refused lines are counted",
+    "max_connections_per_ip": "open connections allowed from one IP address (0: no limit)",
     "allowed_origins": "comma-separated extra origins allowed to open /ws",
 }
 

@@ -48,6 +48,8 @@ def handle_input(hub: Hub, session: Session, raw: str) -> None:
     text = clean_text(raw).rstrip()
     if not text.strip():
         return
+    if not _within_rate(hub, session, text):
+        return
     if text.startswith("/") and not text.startswith("//"):
         name, _, args = text[1:].partition(" ")
         entry = COMMANDS.get(name.lower())
@@ -65,6 +67,32 @@ def handle_input(hub: Hub, session: Session, raw: str) -> None:
         text = text[1:]
     if _fits(hub, session, text):
         hub.publish("message", session.nick, text, origin=session)
+
+
+def _within_rate(hub: Hub, session: Session, text: str) -> bool:
+    """Every line counts, commands too (a /who flood is a flood); /quit always passes."""
+    if session.bucket.take() or text.split(" ", 1)[0].lower() == "/quit":
+        return True
+    limits = hub.limits
+    if limits.flood_refusals > 0 and (
+        session.bucket.refusals_within(limits.flood_window) > limits.flood_refusals
+    ):
+        hub.close_session(
+            session,
+            f"flooding: more than {limits.flood_refusals} lines refused "
+            f"within {limits.flood_window:g} seconds",
+            1008,
+        )
+        return False
+    hub.tell(
+        session,
+        "error",
+        f"slow down: at most {limits.rate_per_second:g} lines a second "
+        f"(after a burst of {limits.rate_burst}); wait {session.bucket.wait_hint():.1f} s. "
+        "That line was not sent",
+        code="rate_limited",
+    )
+    return False
 
 
 def _fits(hub: Hub, session: Session, text: str) -> bool:

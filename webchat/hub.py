@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from webchat.events import SEQUENCED, Event, Packet, make_packet, utc_now
+from webchat.limits import TokenBucket
 from webchat.session import Session, Transport
 from webchat.text import NickError, check_nick, nick_key
 
@@ -33,6 +34,10 @@ class HubLimits:
     outbox_max_bytes: int = 2 * 1024 * 1024
     close_grace: float = 2.0
     reap_interval: float = 0.25
+    rate_per_second: float = 3.0
+    rate_burst: int = 15
+    flood_refusals: int = 20
+    flood_window: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,11 @@ class Hub:
         self._ring: list[Packet | None] = [None] * self._capacity
         self._head = 0
         self._bytes_total = 0
+        # A lower bound of every open session's cursor (cursors only grow), so publishing
+        # checks the sessions only when the ring is about to reuse a slot someone needs.
+        self._low_cursor = 0
+        self._room = threading.Condition(self._lock)
+        self._room_waiters = 0
         self._next_event_id = 1
         self._next_session_id = 1
         self._sessions: dict[int, Session] = {}
@@ -78,7 +88,8 @@ class Hub:
                 raise NickError(
                     "nick_taken", f"the nickname {nick!r} is already taken (in use); choose another"
                 )
-            session = Session(self, self._next_session_id, nick, key, transport)
+            bucket = TokenBucket(self.limits.rate_per_second, self.limits.rate_burst)
+            session = Session(self, self._next_session_id, nick, key, transport, bucket)
             self._next_session_id += 1
             session.cursor = self._head
             session.cursor_bytes = self._bytes_total
@@ -181,6 +192,8 @@ class Hub:
     def _publish_locked(
         self, event: Event, audience: frozenset[int] | None = None, tcp_skip: int = 0
     ) -> Event:
+        if self._head - self._capacity >= self._low_cursor:
+            self._make_room_locked()
         if event.type in SEQUENCED:
             event = Event(
                 event.type, event.nick, event.text, self._next_event_id, utc_now(), event.extra
@@ -194,6 +207,46 @@ class Hub:
         self._bytes_total += packet.size
         self._changed.notify_all()
         return event
+
+    def _make_room_locked(self) -> None:
+        """Before the ring reuses a slot, everyone still open must have taken it.
+
+        A session whose writer is stuck in a send is a peer that stopped reading: it is
+        disconnected as too slow. A session whose writer is merely waiting for the CPU
+        is waited for: the publisher (some reader thread) is held back instead, which
+        slows the flood at its source. Nobody is waited for longer than close_grace.
+        """
+        deadline: float | None = None
+        while True:
+            oldest = self._head - self._capacity  # the packet whose slot is next
+            low = self._head
+            laggards: list[Session] = []
+            for s in self._sessions.values():
+                if s.closing:
+                    continue
+                if s.cursor > oldest:
+                    low = min(low, s.cursor)
+                elif s.sending:
+                    self._close_locked(
+                        s, f"too slow: more than {self._capacity} events waiting to be sent", 1008
+                    )
+                else:
+                    laggards.append(s)
+            if not laggards:
+                self._low_cursor = low
+                return
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + self.limits.close_grace
+            if now >= deadline:
+                for s in laggards:
+                    self._close_locked(s, "too slow: its writer did not keep up", 1008)
+                continue
+            self._room_waiters += 1
+            try:
+                self._room.wait(deadline - now)
+            finally:
+                self._room_waiters -= 1
 
     # ----- delivery ---------------------------------------------------------------
 
@@ -214,6 +267,8 @@ class Hub:
                 return [], True
             session.cursor = end
             session.cursor_bytes = self._bytes_total
+            if self._room_waiters:
+                self._room.notify_all()
             if start == end:
                 return [], session.closing
             first, last = start % self._capacity, end % self._capacity
@@ -247,12 +302,12 @@ class Hub:
             with self._lock:
                 for s in self._sessions.values():
                     if not s.closing:
-                        lag = self._head - s.cursor
                         lag_bytes = self._bytes_total - s.cursor_bytes
-                        if lag > self._capacity or lag_bytes > limits.outbox_max_bytes:
+                        # Only a writer stuck in a send means the peer stopped reading.
+                        if s.sending and lag_bytes > limits.outbox_max_bytes:
                             self._close_locked(
                                 s,
-                                f"too slow: {lag} events ({lag_bytes} bytes) waiting to be sent",
+                                f"too slow: {lag_bytes} bytes waiting to be sent",
                                 1008,
                             )
                     elif now - s.closing_since > limits.close_grace:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 
@@ -23,6 +24,7 @@ class TokenBucket:
         self.tokens = float(burst)
         self.stamp = clock()
         self.refused_in_a_row = 0
+        self._refusals: deque[float] = deque()
 
     def take(self) -> bool:
         """Spend one token if there is one; count refusals that follow each other."""
@@ -36,7 +38,15 @@ class TokenBucket:
             self.refused_in_a_row = 0
             return True
         self.refused_in_a_row += 1
+        self._refusals.append(now)
         return False
+
+    def refusals_within(self, window: float) -> int:
+        """Refusals in the last ``window`` seconds: a steady flood, not one eager paste."""
+        horizon = self.clock() - window
+        while self._refusals and self._refusals[0] < horizon:
+            self._refusals.popleft()
+        return len(self._refusals)
 
     def wait_hint(self) -> float:
         """Seconds until the next token, for the refusal message."""
@@ -55,6 +65,7 @@ class AddressLimiter:
 
     def acquire(self, address: str) -> bool:
         """Take a slot for this address, or return False when it has ``limit`` already."""
+        address = normal_address(address)
         with self._lock:
             count = self._open.get(address, 0)
             if self.limit > 0 and count >= self.limit:
@@ -63,6 +74,7 @@ class AddressLimiter:
             return True
 
     def release(self, address: str) -> None:
+        address = normal_address(address)
         with self._lock:
             count = self._open.get(address, 0) - 1
             if count > 0:
@@ -72,4 +84,9 @@ class AddressLimiter:
 
     def count(self, address: str) -> int:
         with self._lock:
-            return self._open.get(address, 0)
+            return self._open.get(normal_address(address), 0)
+
+
+def normal_address(address: str) -> str:
+    """One key per machine: an IPv4 client seen through an IPv6 socket counts as itself."""
+    return address.removeprefix("::ffff:") if address.startswith("::ffff:") else address

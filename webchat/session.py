@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING, Protocol
 
 from webchat.events import Packet
+from webchat.limits import TokenBucket
 
 if TYPE_CHECKING:
     from webchat.hub import Hub
@@ -37,7 +38,15 @@ class Transport(Protocol):
 class Session:
     """A joined user. The hub owns its fields; the writer thread owns its socket."""
 
-    def __init__(self, hub: Hub, session_id: int, nick: str, key: str, transport: Transport):
+    def __init__(
+        self,
+        hub: Hub,
+        session_id: int,
+        nick: str,
+        key: str,
+        transport: Transport,
+        bucket: TokenBucket | None = None,
+    ):
         self.hub = hub
         self.id = session_id
         self.nick = nick
@@ -48,10 +57,15 @@ class Session:
         self.last_active = self.joined_at
         self.away: str | None = None
         self.reply_to: str | None = None
+        # Touched only by this connection's reader thread, so it needs no lock.
+        self.bucket = bucket or TokenBucket(0, 0)
         # Position in the hub's shared event ring: everything before it was taken.
         self.cursor = 0
         self.cursor_bytes = 0
         self.closing = False
+        # True while the writer is inside a send: if the backlog grows then, the peer is
+        # not reading (a writer that is only waiting for the CPU is not "too slow").
+        self.sending = False
         self.closing_since = 0.0
         self.close_reason = ""
         self.close_code = 1000
@@ -96,7 +110,9 @@ class Session:
                 packets, closing = self.hub.take(self, wait)
                 mine = [p for p in packets if self.wants(p)]
                 if mine:
+                    self.sending = True
                     transport.send_packets(mine)
+                    self.sending = False
                 if next_keepalive is not None and interval is not None and not closing:
                     now = time.monotonic()
                     if mine:

@@ -44,6 +44,16 @@ class Settings:
     close_grace: float = 2.0
     # Seconds between WebSocket pings; a ping unanswered by the next one closes the socket.
     ping_interval: float = 25.0
+    # Messages (and commands) per second each connection may send, after a burst of
+    # rate_burst (a pasted block of lines passes). 0 turns the limit off.
+    rate_per_second: float = 3.0
+    rate_burst: int = 15
+    # A connection with more than flood_refusals refused lines within flood_window
+    # seconds is disconnected as flooding. 0 turns this off.
+    flood_refusals: int = 20
+    flood_window: float = 10.0
+    # Open connections (TCP and WebSocket together) allowed from one IP address; 0 = no limit.
+    max_connections_per_ip: int = 100
     # Extra origins (scheme://host[:port]) allowed to open /ws, besides the page's own.
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
 

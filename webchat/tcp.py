@@ -16,6 +16,7 @@ from typing import Any
 from webchat.commands import handle_input
 from webchat.events import Packet
 from webchat.hub import Hub
+from webchat.limits import AddressLimiter
 from webchat.session import Session
 from webchat.settings import Settings
 from webchat.text import NickError, clean_text, strip_telnet
@@ -110,6 +111,20 @@ class ChatRequestHandler(socketserver.StreamRequestHandler):
     server: ChatTCPServer
 
     def handle(self) -> None:
+        address = str(self.client_address[0])
+        limiter = self.server.addresses
+        if not limiter.acquire(address):
+            self._say(
+                f"error: too many connections from {address} "
+                f"(limit {limiter.limit}); close one and try again"
+            )
+            return
+        try:
+            self._serve()
+        finally:
+            limiter.release(address)
+
+    def _serve(self) -> None:
         settings = self.server.settings
         hub = self.server.hub
         reader = LineReader(self.rfile, settings.max_line_bytes)
@@ -184,9 +199,10 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
     request_queue_size = 1024
     block_on_close = False
 
-    def __init__(self, settings: Settings, hub: Hub) -> None:
+    def __init__(self, settings: Settings, hub: Hub, addresses: AddressLimiter) -> None:
         self.settings = settings
         self.hub = hub
+        self.addresses = addresses
         if ":" in settings.tcp_host:
             self.address_family = socket.AF_INET6
         super().__init__((settings.tcp_host, settings.tcp_port), ChatRequestHandler)

@@ -162,8 +162,20 @@ def guard_websocket() -> Response | None:
 
 @sock.route("/ws", bp=bp)  # type: ignore[untyped-decorator]
 def websocket(ws: Any) -> None:
-    settings, hub = _settings(), _hub()
-    transport = WsTransport(ws, settings.ping_interval)
+    runtime = current_app.extensions["webchat"]
+    address = request.remote_addr or "unknown"
+    limiter = runtime.addresses
+    transport = WsTransport(ws, runtime.settings.ping_interval)
+    if not limiter.acquire(address):
+        transport.send_goodbye(f"too many connections from {address} (limit {limiter.limit})", 1008)
+        return
+    try:
+        _serve(ws, transport, runtime.settings, runtime.hub)
+    finally:
+        limiter.release(address)
+
+
+def _serve(ws: Any, transport: WsTransport, settings: Settings, hub: Hub) -> None:
     session: Session | None = None
     reason = "connection closed"
     try:

@@ -1,0 +1,127 @@
+"""Rate, flood and per-address limits on a live server, over both transports, at their edges."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.chatclients import TcpClient, WsClient, assert_no_tracebacks, wait_until
+from tests.conftest import RunningChat
+
+# A refill so slow that no token comes back while a test runs: the burst is exact.
+NO_REFILL = 0.001
+
+
+@pytest.fixture(autouse=True)
+def no_tracebacks(caplog, capfd):
+    yield
+    assert_no_tracebacks(caplog.records, capfd.readouterr().err)
+
+
+class Typist:
+    """One user on either transport, seen as lines typed and errors received."""
+
+    def __init__(self, chat: RunningChat, kind: str, nick: str) -> None:
+        self.kind = kind
+        self.nick = nick
+        self.tcp: TcpClient | None = chat.tcp(nick) if kind == "tcp" else None
+        self.ws: WsClient | None = chat.ws(nick) if kind == "ws" else None
+
+    def type_lines(self, lines: list[str]) -> None:
+        if self.tcp is not None:
+            self.tcp.send("".join(f"{line}\r\n" for line in lines))  # a paste: one send
+        else:
+            assert self.ws is not None
+            for line in lines:
+                self.ws.say(line)
+
+    def expect_error(self, code: str, words: str) -> str:
+        if self.tcp is not None:
+            return self.tcp.expect(lambda line: line.startswith("*** error:") and words in line)
+        assert self.ws is not None
+        event = self.ws.expect("error")
+        assert event["code"] == code and words in event["text"], event
+        return str(event["text"])
+
+
+@pytest.mark.parametrize("kind", ["tcp", "ws"])
+def test_a_pasted_burst_passes_whole_and_the_next_line_is_refused(make_chat, kind):
+    chat = make_chat(rate_per_second=NO_REFILL, rate_burst=10, flood_refusals=0)
+    observer = chat.ws("observer")
+    typist = Typist(chat, kind, "paster")
+    typist.type_lines([f"line {i}" for i in range(11)])
+    error = typist.expect_error("rate_limited", "slow down")
+    assert "burst of 10" in error
+    typist.type_lines(["/quit bye"])  # /quit is never refused
+    seen = observer.read_until(lambda e: e["type"] == "leave")
+    assert [e["text"] for e in seen if e["type"] == "message"] == [f"line {i}" for i in range(10)]
+    assert seen[-1]["text"] == "bye"
+
+
+@pytest.mark.parametrize("kind", ["tcp", "ws"])
+def test_commands_count_against_the_rate_too(make_chat, kind):
+    chat = make_chat(rate_per_second=NO_REFILL, rate_burst=2, flood_refusals=0)
+    typist = Typist(chat, kind, "asker")
+    typist.type_lines(["/who", "/who", "/who"])
+    typist.expect_error("rate_limited", "slow down")
+
+
+@pytest.mark.parametrize("kind", ["tcp", "ws"])
+def test_flooding_past_the_refusal_limit_disconnects_with_a_reason(make_chat, kind):
+    chat = make_chat(rate_per_second=NO_REFILL, rate_burst=2, flood_refusals=3, flood_window=60)
+    observer = chat.ws("observer")
+    typist = Typist(chat, kind, "flooder")
+    typist.type_lines([f"spam {i}" for i in range(2 + 3)])  # the burst, then 3 refusals: allowed
+    for _ in range(3):
+        typist.expect_error("rate_limited", "slow down")
+    assert chat.runtime.hub.find("flooder") is not None
+    typist.type_lines(["one refusal too many"])
+    left = observer.expect("leave")
+    assert left["nick"] == "flooder" and left["text"].startswith("flooding")
+    if typist.tcp is not None:
+        assert b"*** disconnected: flooding" in typist.tcp.read_until_closed()
+    else:
+        assert typist.ws is not None
+        code, reason = typist.ws.wait_closed()
+        assert code == 1008 and reason.startswith("flooding")
+
+
+def test_rate_limit_zero_turns_it_off(make_chat):
+    chat = make_chat(rate_per_second=0, rate_burst=1)
+    observer = chat.ws("observer")
+    sender = chat.tcp("sender")
+    sender.send("".join(f"m{i}\r\n" for i in range(200)))
+    seen = observer.read_until(lambda e: e.get("text") == "m199")
+    assert len([e for e in seen if e["type"] == "message"]) == 200
+
+
+def test_connections_per_address_count_both_transports_and_refuse_at_the_limit(make_chat):
+    chat = make_chat(max_connections_per_ip=2)
+    first = chat.tcp("first")
+    second = chat.ws("second")
+    wait_until(lambda: chat.runtime.addresses.count("127.0.0.1") == 2)
+
+    refused_tcp = TcpClient(chat.tcp_port)
+    text = refused_tcp.read_until_closed()
+    assert (
+        text
+        == b"*** error: too many connections from 127.0.0.1 (limit 2); close one and try again\r\n"
+    )
+
+    refused_ws = WsClient(chat.url)
+    event = refused_ws.next_event()
+    assert event["type"] == "error" and "too many connections" in event["text"]
+    code, reason = refused_ws.wait_closed()
+    assert code == 1008 and "limit 2" in reason
+
+    second.close()
+    wait_until(lambda: chat.runtime.addresses.count("127.0.0.1") == 1)
+    again = chat.tcp("again")
+    first.line("still fine")
+    assert again.expect("first:") == "first: still fine"
+
+
+def test_no_limit_on_connections_when_zero(make_chat):
+    chat = make_chat(max_connections_per_ip=0)
+    clients = [chat.tcp(f"u{i}") for i in range(30)]
+    wait_until(lambda: chat.runtime.hub.count() == 30)
+    clients[0].line("/quit")

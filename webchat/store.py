@@ -1,0 +1,536 @@
+"""The chat's history: an append-only log of sequenced events in SQLite.
+
+DESIGN.md rule 3 says an event is in the log before it is delivered. The
+:class:`GroupCommitter` keeps that cheap under load: one background thread takes
+everything pending, writes it in one transaction, and only then hands it on for
+delivery. A log that cannot be written never stops the chat: :class:`Store`
+records why in :attr:`Store.error` and from then on behaves as a disabled log.
+
+Connections: every write goes through one connection, used by the committer
+thread (a lock keeps direct calls from other threads safe too). Reads take a
+connection of their own from a small pool, so under WAL they see every committed
+batch and never wait for a write. ``":memory:"`` is one database per connection,
+so there a single connection serves reads and writes under the lock.
+
+The store assumes it is the only writer of its file (one webchat process per
+database), which lets it keep the row count and the highest id in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from webchat.events import SEQUENCED, Event
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+# Rows deleted per pruning transaction: small, so the write lock is never held long.
+PRUNE_BATCH = 1000
+# Rows the committer prunes between two batches of appends, so that shrinking a big
+# log after a restart does not hold up delivery.
+PRUNE_BUDGET = 10 * PRUNE_BATCH
+# Idle read connections kept for reuse; more are opened (and closed) under a burst.
+READ_POOL_IDLE = 8
+BUSY_TIMEOUT = 5.0
+_MAX_ID = 2**63 - 1
+
+_SCHEMA = f"""
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS events (
+    id      INTEGER PRIMARY KEY,  -- the event id from the hub's sequencer
+    ts      TEXT NOT NULL,
+    type    TEXT NOT NULL,
+    nick    TEXT,
+    text    TEXT,
+    extra   TEXT,                 -- JSON object, or NULL
+    party_a TEXT,                 -- NULL for a public event; else a nick key
+    party_b TEXT,                 -- the other party (party_a again for a note to oneself)
+    created REAL NOT NULL         -- unix time of the append, for retention by age
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('last_id', 0), ('pruned_through', 0);
+PRAGMA user_version = {SCHEMA_VERSION};
+COMMIT;
+"""
+
+_INSERT = (
+    "INSERT INTO events (id, ts, type, nick, text, extra, party_a, party_b, created)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_RAISE_META = (
+    "INSERT INTO meta (key, value) VALUES (?, ?)"
+    " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)"
+)
+_COLUMNS = "id, ts, type, nick, text, extra"
+
+_Row = tuple[int, str, str, str | None, str | None, str | None, str | None, str | None, float]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as the log keeps it: who may read it travels with it, so history never leaks."""
+
+    event: Event
+    parties: frozenset[str] | None  # None: public; else the nick keys that may see it
+
+    def __post_init__(self) -> None:
+        event = self.event
+        if event.id is None or event.ts is None:
+            raise ValueError(f"only sequenced events (with id and ts) are logged: {event!r}")
+        if event.type not in SEQUENCED:
+            raise ValueError(f"event type {event.type!r} is not sequenced, so it is not logged")
+        if self.parties is not None and not 1 <= len(self.parties) <= 2:
+            raise ValueError(f"a private event has one or two parties, not {len(self.parties)}")
+        if event.type == "private" and self.parties is None:
+            raise ValueError("a private event needs its parties, or history would show it to all")
+
+
+class Store:
+    """The history log; never raises once built, so the chat outlives its disk."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        retention_events: int = 100_000,
+        retention_seconds: float = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self.retention_events = retention_events
+        self.retention_seconds = retention_seconds
+        self._clock = clock
+        self._memory = path in ("", ":memory:")
+        self._lock = threading.Lock()  # the writer connection (and, in memory, every read)
+        self._pool_lock = threading.Lock()
+        self._pool: list[sqlite3.Connection] = []
+        self._writer: sqlite3.Connection | None = None
+        self._error: str | None = None
+        self._closed = False
+        self._last_id = 0
+        self._rows = 0
+        self._commits = 0
+        try:
+            self._writer = self._open()
+        except (sqlite3.Error, OSError, ValueError) as exc:  # ValueError: a NUL in the path
+            self._fail(exc, "open")
+
+    # ----- state ------------------------------------------------------------------
+
+    @property
+    def error(self) -> str | None:
+        """None while the log works; else one line for operators and /healthz."""
+        return self._error
+
+    @property
+    def commits(self) -> int:
+        """Append transactions committed: fewer than events appended means batching works."""
+        return self._commits
+
+    def last_id(self) -> int:
+        """The highest id ever stored, pruned or not, so ids keep rising across restarts."""
+        return self._last_id
+
+    # ----- writing ----------------------------------------------------------------
+
+    def append(self, events: Sequence[StoredEvent]) -> None:
+        """Write a whole batch in one transaction: one commit for many events (group commit)."""
+        if not events:
+            return
+        created = self._clock()
+        rows: list[_Row] = []
+        for stored in events:
+            try:
+                rows.append(_row(stored, created))
+            except (TypeError, ValueError) as exc:
+                log.error("history: event %s not logged: %s", stored.event.id, exc)
+        if not rows:
+            return
+        with self._lock:
+            conn = self._writer
+            if conn is None or self._error is not None:
+                return
+            try:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.executemany(_INSERT, rows)
+                except (ValueError, TypeError, OverflowError):
+                    # A value SQLite cannot take (a lone surrogate, a huge int): keep the rest.
+                    _rollback(conn)
+                    rows = self._insert_one_by_one(conn, rows)
+                if rows:
+                    conn.execute(_RAISE_META, ("last_id", max(row[0] for row in rows)))
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(conn)
+                self._fail(exc, "append")
+                return
+            self._last_id = max(self._last_id, max((row[0] for row in rows), default=0))
+            self._rows += len(rows)
+            self._commits += 1
+
+    def _insert_one_by_one(self, conn: sqlite3.Connection, rows: list[_Row]) -> list[_Row]:
+        conn.execute("BEGIN IMMEDIATE")
+        kept: list[_Row] = []
+        for row in rows:
+            try:
+                conn.execute(_INSERT, row)
+            except (ValueError, TypeError, OverflowError) as exc:
+                log.error("history: event %s not logged: %s", row[0], exc)
+            else:
+                kept.append(row)
+        return kept
+
+    def prune(self, limit: int | None = None) -> int:
+        """Enforce retention, oldest first, in short transactions; returns rows deleted.
+
+        Deleting only a prefix of ids keeps :meth:`since` exact: everything after
+        ``pruned_through`` is still there. ``limit`` caps the rows deleted by one call.
+        """
+        deleted = 0
+        while limit is None or deleted < limit:
+            batch = PRUNE_BATCH if limit is None else min(PRUNE_BATCH, limit - deleted)
+            n = self._prune_batch(batch)
+            deleted += n
+            if n < batch:
+                break
+        return deleted
+
+    def _prune_batch(self, batch: int) -> int:
+        with self._lock:
+            conn = self._writer
+            if conn is None or self._error is not None:
+                return 0
+            excess = self._rows - self.retention_events if self.retention_events > 0 else 0
+            cutoff = self._clock() - self.retention_seconds if self.retention_seconds > 0 else None
+            if excess <= 0 and cutoff is None:
+                return 0
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                oldest = conn.execute(
+                    "SELECT id, created FROM events ORDER BY id LIMIT ?", (batch,)
+                ).fetchall()
+                count, through = 0, 0
+                for event_id, created in oldest:
+                    if count >= excess and (cutoff is None or created >= cutoff):
+                        break
+                    count, through = count + 1, event_id
+                if count:
+                    deleted = conn.execute("DELETE FROM events WHERE id <= ?", (through,)).rowcount
+                    conn.execute(_RAISE_META, ("pruned_through", through))
+                else:
+                    deleted = 0
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(conn)
+                self._fail(exc, "prune")
+                return 0
+            self._rows -= deleted
+            return deleted
+
+    # ----- reading ----------------------------------------------------------------
+
+    def recent(
+        self, limit: int, *, before: int | None = None, up_to: int | None = None
+    ) -> list[Event]:
+        """The newest public events, oldest first: what a newcomer sees of the past."""
+        if limit <= 0 or self._error is not None:
+            return []
+        try:
+            with self._reading() as conn:
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM events"
+                    " WHERE party_a IS NULL AND id < ? AND id <= ?"
+                    " ORDER BY id DESC LIMIT ?",
+                    (_clamp(before, _MAX_ID), _clamp(up_to, _MAX_ID), limit),
+                ).fetchall()
+        except sqlite3.Error as exc:
+            self._read_failed(exc, "recent")
+            return []
+        return [_event(row) for row in reversed(rows)]
+
+    def since(self, after: int, *, up_to: int, viewer_key: str | None) -> list[Event] | None:
+        """Everything a returning viewer missed, or None when the log cannot say exactly.
+
+        None means: the store is off, events after ``after`` were pruned, or ``after``
+        is beyond anything ever stored (the ids came from a run whose log was lost).
+        """
+        if self._error is not None:
+            return None
+        after = max(after, 0)
+        if up_to <= after:
+            return []
+        try:
+            with self._reading() as conn:
+                meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+                if after < meta.get("pruned_through", 0) or after > meta.get("last_id", 0):
+                    return None
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM events"
+                    " WHERE id > ? AND id <= ? AND (party_a IS NULL OR party_a = ? OR party_b = ?)"
+                    " ORDER BY id",
+                    (_clamp(after, _MAX_ID), _clamp(up_to, _MAX_ID), viewer_key, viewer_key),
+                ).fetchall()
+        except sqlite3.Error as exc:
+            self._read_failed(exc, "since")
+            return None
+        return [_event(row) for row in rows]
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction, so the checks and the rows come from one snapshot."""
+        if self._memory:
+            with self._lock:
+                if self._writer is None:
+                    raise sqlite3.ProgrammingError("the history store is closed")
+                yield self._writer
+            return
+        conn = self._checkout()
+        ok = False
+        try:
+            conn.execute("BEGIN")
+            yield conn
+            conn.execute("COMMIT")
+            ok = True
+        finally:
+            if not ok:
+                _rollback(conn)
+            self._checkin(conn, ok)
+
+    def _checkout(self) -> sqlite3.Connection:
+        with self._pool_lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError("the history store is closed")
+            if self._pool:
+                return self._pool.pop()
+        conn = self._connect()
+        conn.execute("PRAGMA query_only = 1")
+        return conn
+
+    def _checkin(self, conn: sqlite3.Connection, ok: bool) -> None:
+        with self._pool_lock:
+            if ok and not self._closed and len(self._pool) < READ_POOL_IDLE:
+                self._pool.append(conn)
+                return
+        conn.close()
+
+    # ----- lifecycle --------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the file; later calls act as a disabled log. Safe to call twice."""
+        with self._pool_lock:
+            self._closed = True
+            pool, self._pool = self._pool, []
+        for conn in pool:
+            conn.close()
+        with self._lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except sqlite3.Error as exc:
+                log.warning("history: closing %s: %s", self.path, exc)
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
+
+    def _open(self) -> sqlite3.Connection:
+        conn = self._connect()
+        try:
+            if not self._memory:
+                (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                if str(mode).lower() != "wal":
+                    log.warning("history: %s stays in journal mode %s, not WAL", self.path, mode)
+            conn.execute("PRAGMA synchronous = NORMAL")
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            if version > SCHEMA_VERSION:
+                raise sqlite3.DatabaseError(
+                    f"{self.path} has schema version {version}; this webchat knows {SCHEMA_VERSION}"
+                )
+            # Also proves the file is writable now, not at the first message.
+            conn.executescript(_SCHEMA)
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            (top, rows) = conn.execute(
+                "SELECT coalesce(max(id), 0), count(*) FROM events"
+            ).fetchone()
+        except BaseException:
+            _rollback(conn)
+            conn.close()
+            raise
+        self._last_id = max(int(meta.get("last_id", 0)), int(top))
+        self._rows = int(rows)
+        return conn
+
+    def _fail(self, exc: BaseException, doing: str) -> None:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        if doing == "open":
+            reason = f"{reason} ({self.path!r})"
+        if self._error is None:
+            self._error = f"history is off: {reason}"
+        log.error(
+            "history is off: %s of %s failed: %s",
+            doing,
+            self.path or ":memory:",
+            reason,
+            exc_info=exc,
+        )
+
+    def _read_failed(self, exc: BaseException, doing: str) -> None:
+        if not self._closed:
+            log.warning("history: %s from %s failed: %s", doing, self.path, exc)
+
+
+class GroupCommitter(Generic[T]):
+    """The single writer thread: log a batch, then hand it on, so delivery follows the log.
+
+    Under load, everything submitted while one transaction commits goes into the
+    next one, so the cost of a commit is shared by the whole batch.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        on_committed: Callable[[list[T]], None],
+        to_stored: Callable[[T], StoredEvent | None],
+        *,
+        prune_every: float = 5.0,
+    ) -> None:
+        self.store = store
+        self._on_committed = on_committed
+        self._to_stored = to_stored
+        self._prune_every = prune_every
+        self._cond = threading.Condition(threading.Lock())
+        self._pending: list[T] = []
+        self._stopping = False
+        self._dropped = 0
+        self._thread: threading.Thread | None = None
+
+    def submit(self, item: T) -> None:
+        """Queue one item; never blocks on the disk. Order of submission is kept."""
+        with self._cond:
+            if self._stopping:
+                self._dropped += 1
+                if self._dropped == 1:
+                    log.warning("history: item submitted after stop() was dropped")
+                return
+            self._pending.append(item)
+            if len(self._pending) == 1:
+                self._cond.notify()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="webchat-store", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Commit and hand on everything pending, then end the thread."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        thread = self._thread
+        if thread is None:
+            with self._cond:
+                items, self._pending = self._pending, []
+            if items:
+                self._commit(items)
+        elif thread is not threading.current_thread():
+            thread.join()
+
+    def _run(self) -> None:
+        periodic = self._prune_every > 0
+        next_prune = time.monotonic()  # once at start: retention may have been lowered
+        while True:
+            with self._cond:
+                while not self._pending and not self._stopping:
+                    wait = max(0.0, next_prune - time.monotonic()) if periodic else None
+                    if wait == 0.0:
+                        break
+                    self._cond.wait(wait)
+                items, self._pending = self._pending, []
+                stopping = self._stopping
+            if items:
+                self._commit(items)
+            if stopping:
+                return
+            if periodic and time.monotonic() >= next_prune:
+                deleted = self.store.prune(PRUNE_BUDGET)
+                # More to delete: go on after the next batch of appends, not in 5 s.
+                next_prune = time.monotonic() + (
+                    0 if deleted >= PRUNE_BUDGET else self._prune_every
+                )
+
+    def _commit(self, items: list[T]) -> None:
+        stored: list[StoredEvent] = []
+        for item in items:
+            try:
+                converted = self._to_stored(item)
+            except Exception:
+                log.exception("history: cannot log %r", item)
+                continue
+            if converted is not None:
+                stored.append(converted)
+        self.store.append(stored)
+        try:
+            self._on_committed(items)
+        except Exception:
+            log.exception("history: delivering a committed batch failed")
+
+
+def _row(stored: StoredEvent, created: float) -> _Row:
+    event = stored.event
+    assert event.id is not None and event.ts is not None  # checked by StoredEvent
+    extra = (
+        None
+        if event.extra is None
+        else json.dumps(dict(event.extra), ensure_ascii=False, separators=(",", ":"))
+    )
+    party_a = party_b = None
+    if stored.parties is not None:
+        keys = sorted(stored.parties)
+        party_a, party_b = keys[0], keys[-1]
+    return (
+        event.id,
+        event.ts,
+        event.type,
+        event.nick,
+        event.text,
+        extra,
+        party_a,
+        party_b,
+        created,
+    )
+
+
+def _event(row: tuple[int, str, str, str | None, str | None, str | None]) -> Event:
+    event_id, ts, type_, nick, text, extra = row
+    return Event(type_, nick, text, event_id, ts, None if extra is None else json.loads(extra))
+
+
+def _clamp(value: int | None, default: int) -> int:
+    if value is None:
+        return default
+    return max(-_MAX_ID, min(_MAX_ID, value))
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass
