@@ -117,7 +117,12 @@ def _help(hub: Hub, session: Session, args: str) -> None:
     if args:
         entry = COMMANDS.get(args.lstrip("/").lower())
         if entry is None:
-            hub.tell(session, "error", f"no command /{args.lstrip('/')}; type /help for the list")
+            hub.tell(
+                session,
+                "error",
+                f"no command /{args.lstrip('/')}; type /help for the list",
+                code="unknown_command",
+            )
             return
         also = f" (also /{', /'.join(entry.aliases)})" if entry.aliases else ""
         hub.tell(session, "system", f"{entry.usage}: {entry.summary}{also}")
@@ -127,7 +132,8 @@ def _help(hub: Hub, session: Session, args: str) -> None:
     for entry in COMMANDS.values():
         if entry.name not in seen:
             seen.add(entry.name)
-            hub.tell(session, "system", f"  {entry.usage:<22} {entry.summary}")
+            also = f" (also /{', /'.join(entry.aliases)})" if entry.aliases else ""
+            hub.tell(session, "system", f"  {entry.usage:<22} {entry.summary}{also}")
     hub.tell(
         session, "system", "  A line that starts with // is sent as a message starting with /."
     )
@@ -135,8 +141,13 @@ def _help(hub: Hub, session: Session, args: str) -> None:
 
 @command("nick", "/nick NEW", "change your nickname")
 def _nick(hub: Hub, session: Session, args: str) -> None:
-    if not args or " " in args:
+    if not args:
         _usage(hub, session, "nick")
+        return
+    if " " in args:
+        hub.tell(
+            session, "error", "a nickname cannot contain spaces; usage: /nick NEW", code="nick_bad"
+        )
         return
     try:
         hub.rename(session, args)
@@ -152,14 +163,12 @@ def _me(hub: Hub, session: Session, args: str) -> None:
         hub.publish("me", session.nick, args, origin=session)
 
 
-def _send_private(hub: Hub, session: Session, target_nick: str, text: str) -> None:
-    target = hub.find(target_nick)
-    if target is None:
-        hub.tell(session, "error", f"no one called {target_nick} is online", code="no_such_nick")
-        return
+def _send_private(hub: Hub, session: Session, target: Session, text: str) -> None:
     if not _fits(hub, session, text):
         return
-    target.reply_to = session.nick
+    # The person, not the name: a /reply must follow a rename and never reach someone
+    # who picked up the old nick.
+    target.reply_to = session.id
     hub.publish(
         "private",
         session.nick,
@@ -172,11 +181,17 @@ def _send_private(hub: Hub, session: Session, target_nick: str, text: str) -> No
 
 @command("msg", "/msg NICK TEXT", "send a private message", aliases=("query", "tell"))
 def _msg(hub: Hub, session: Session, args: str) -> None:
-    target, _, text = args.partition(" ")
-    if not target or not text.strip():
+    target_nick, _, text = args.partition(" ")
+    if not target_nick or not text.strip():
         _usage(hub, session, "msg")
         return
-    _send_private(hub, session, target, text.strip())
+    target = hub.find(target_nick)
+    if target is None:
+        hub.tell(session, "error", f"no one called {target_nick} is online", code="no_such_nick")
+    elif target is session:
+        hub.tell(session, "error", "that is you; /msg NICK TEXT goes to someone else", code="self")
+    else:
+        _send_private(hub, session, target, text.strip())
 
 
 @command("reply", "/reply TEXT", "answer the last person who messaged you privately", ("r",))
@@ -184,9 +199,21 @@ def _reply(hub: Hub, session: Session, args: str) -> None:
     if not args:
         _usage(hub, session, "reply")
     elif session.reply_to is None:
-        hub.tell(session, "error", "no one has messaged you privately yet; use /msg NICK TEXT")
+        hub.tell(
+            session,
+            "error",
+            "no one has messaged you privately yet; use /msg NICK TEXT",
+            code="no_reply_target",
+        )
+    elif (target := hub.session(session.reply_to)) is None:
+        hub.tell(
+            session,
+            "error",
+            "the last person who messaged you has left; use /msg NICK TEXT",
+            code="no_such_nick",
+        )
     else:
-        _send_private(hub, session, session.reply_to, args)
+        _send_private(hub, session, target, args)
 
 
 @command("who", "/who", "list who is online, how, idle time and away state", ("names",))
@@ -215,14 +242,16 @@ def _away(hub: Hub, session: Session, args: str) -> None:
 @command("back", "/back", "mark yourself back")
 def _back(hub: Hub, session: Session, args: str) -> None:
     if session.away is None:
-        hub.tell(session, "error", "you are not away; /away [REASON] marks you away")
+        hub.tell(
+            session, "error", "you are not away; /away [REASON] marks you away", code="not_away"
+        )
     else:
         hub.set_away(session, None)
 
 
 @command("quit", "/quit [REASON]", "leave the chat; the reason shows in the leave notice")
 def _quit(hub: Hub, session: Session, args: str) -> None:
-    session.close(args or "quit")
+    session.close(args)
 
 
 def _duration(seconds: float) -> str:

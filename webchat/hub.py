@@ -140,6 +140,11 @@ class Hub:
         with self._lock:
             return self._by_key.get(nick_key(raw_nick))
 
+    def session(self, session_id: int) -> Session | None:
+        """A session by id: ids are never reused, so a stale id finds nobody."""
+        with self._lock:
+            return self._sessions.get(session_id)
+
     def presence(self) -> list[Presence]:
         with self._lock:
             return self._presence_locked()

@@ -56,7 +56,7 @@ class Session:
         self.joined_at = time.monotonic()
         self.last_active = self.joined_at
         self.away: str | None = None
-        self.reply_to: str | None = None
+        self.reply_to: int | None = None  # the session id of the last private sender
         # Touched only by this connection's reader thread, so it needs no lock.
         self.bucket = bucket or TokenBucket(0, 0)
         # Position in the hub's shared event ring: everything before it was taken.
