@@ -21,6 +21,7 @@ class RunningChat:
     app: Flask
     web: BaseWSGIServer
     runtime: ChatRuntime
+    stop: Callable[[], None]  # stops it early (the fixture stops it anyway)
 
     @property
     def url(self) -> str:
@@ -47,20 +48,31 @@ class RunningChat:
 
 def start_chat(**overrides: Any) -> tuple[RunningChat, Callable[[], None]]:
     settings = Settings(
-        **{"tcp_host": "127.0.0.1", "tcp_port": 0, "tcp_enabled": True, **overrides}
+        **{
+            "tcp_host": "127.0.0.1",
+            "tcp_port": 0,
+            "tcp_enabled": True,
+            "history_db": ":memory:",
+            **overrides,
+        }
     )
     app = create_app(settings)
     web = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=web.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     thread.start()
 
+    stopped = threading.Event()
+
     def stop() -> None:
+        if stopped.is_set():
+            return
+        stopped.set()
         web.shutdown()
         thread.join()
         web.server_close()
         app.extensions["webchat"].close()
 
-    return RunningChat(app, web, app.extensions["webchat"]), stop
+    return RunningChat(app, web, app.extensions["webchat"], stop), stop
 
 
 @pytest.fixture

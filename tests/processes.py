@@ -21,7 +21,13 @@ class ServerProcess:
     def __init__(
         self, argv: Sequence[str], cwd: Path | str = REPO, env: dict[str, str] | None = None
     ) -> None:
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        # History stays in memory unless a test asks for a file: never in the checkout.
+        full_env = {
+            "WEBCHAT_HISTORY_DB": ":memory:",
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
         self.proc = subprocess.Popen(
             list(argv),
             cwd=cwd,

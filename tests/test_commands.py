@@ -20,7 +20,6 @@ cost more than the tests); each test starts and ends with an empty room.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -544,6 +543,13 @@ CASES: list[Case] = [
         typist=[error("no one has messaged you", "/msg NICK TEXT")],
     ),
     # /who and its alias
+    # What /history prints is tested in test_history.py: this table's sync markers are
+    # public messages, so they would be the history.
+    case(
+        "history-bad-count",
+        "/history lots",
+        typist=[error("usage: /history [N], with N from 1 to 200", code="usage")],
+    ),
     case("who-lists-everyone", "/who", typist=[note("users", *WHO_ALL)]),
     case("names-lists-everyone", "/names", typist=[note("users", *WHO_ALL)]),
     case("who-ignores-case", "/WHO", typist=[note("users", *WHO_ALL)]),

@@ -92,7 +92,11 @@ def test_flask_run_debug_reloader_starts_tcp_exactly_once(tmp_path: Path) -> Non
 def test_flask_routes_does_not_bind_tcp() -> None:
     holder = occupied_port()
     try:
-        env = {**os.environ, "WEBCHAT_TCP_PORT": str(holder.getsockname()[1])}
+        env = {
+            **os.environ,
+            "WEBCHAT_HISTORY_DB": ":memory:",
+            "WEBCHAT_TCP_PORT": str(holder.getsockname()[1]),
+        }
         result = subprocess.run(
             [FLASK, "routes"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
         )
@@ -106,7 +110,11 @@ def test_flask_routes_does_not_bind_tcp() -> None:
 def test_flask_shell_does_not_bind_tcp() -> None:
     holder = occupied_port()
     try:
-        env = {**os.environ, "WEBCHAT_TCP_PORT": str(holder.getsockname()[1])}
+        env = {
+            **os.environ,
+            "WEBCHAT_HISTORY_DB": ":memory:",
+            "WEBCHAT_TCP_PORT": str(holder.getsockname()[1]),
+        }
         result = subprocess.run(
             [FLASK, "shell"],
             cwd=REPO,

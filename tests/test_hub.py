@@ -121,6 +121,7 @@ def test_an_event_is_encoded_once_and_the_same_bytes_reach_every_receiver(hub):
     alice, _ = join(hub, "alice", writer=False)
     bob, _ = join(hub, "bob", "tcp", writer=False)
     event = hub.publish("message", "carol", "shared bytes")
+    assert hub.flush()
     taken = []
     for session in (alice, bob):
         packets, closing = hub.take(session, 0)
@@ -413,6 +414,7 @@ def test_a_writer_that_never_takes_is_cut_after_the_grace(make_hub):
     never, _ = join(hub, "never", writer=False)
     for i in range(40):
         hub.publish("message", "x", f"m{i}")
+    assert hub.flush()
     assert never.closing and "too slow" in never.close_reason
 
 
@@ -421,9 +423,11 @@ def test_backlog_of_exactly_the_event_bound_is_not_too_slow(make_hub):
     hub = make_hub(outbox_max_events=capacity, reap_interval=0.005, close_grace=0)
     edge, _ = join(hub, "edge", writer=False)
     witness, witness_rec = join(hub, "witness", writer=False)
+    assert hub.flush()
     backlog = hub._head - edge.cursor  # its welcome and the two joins
     for i in range(capacity - backlog):
         hub.publish("message", "x", f"m{i}")
+    assert hub.flush()
     assert hub._head - edge.cursor == capacity
     # With no grace, the witness is cut by the reaper's next pass, which weighs `edge` too.
     hub.close_session(witness, "witness", 1000)

@@ -19,6 +19,7 @@ from flask.helpers import get_debug_flag
 from webchat.hub import Hub, HubLimits
 from webchat.limits import AddressLimiter
 from webchat.settings import Settings
+from webchat.store import Store
 from webchat.tcp import ChatTCPServer
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,13 @@ def asset_folder(name: str) -> str:
 class ChatRuntime:
     """Everything one running chat owns; kept in ``app.extensions['webchat']``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, history_path: str = ":memory:") -> None:
         self.settings = settings
+        self.store = Store(
+            history_path,
+            retention_events=settings.history_max_events,
+            retention_seconds=settings.history_max_days * 86400,
+        )
         self.hub = Hub(
             HubLimits(
                 max_nick_chars=settings.max_nick_chars,
@@ -51,7 +57,9 @@ class ChatRuntime:
                 rate_burst=settings.rate_burst,
                 flood_refusals=settings.flood_refusals,
                 flood_window=settings.flood_window,
-            )
+                history_replay=settings.history_replay,
+            ),
+            self.store,
         )
         self.tcp: ChatTCPServer | None = None
         # Shared by both transports: the per-address limit counts TCP and WebSocket together.
@@ -95,12 +103,23 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         app.logger.setLevel(logging.INFO)  # say where to connect, who joins and leaves
     app.register_blueprint(bp)
     sock.init_app(app)
-    runtime = ChatRuntime(settings)
+    runtime = ChatRuntime(settings, history_path(app, settings))
     app.extensions["webchat"] = runtime
     start = settings.tcp_enabled if settings.tcp_enabled is not None else serving_under_flask_run()
     if start:
         runtime.start_tcp()
     return app
+
+
+def history_path(app: Flask, settings: Settings) -> str:
+    """The configured log, or one in the instance folder (made on first use)."""
+    if settings.history_db:
+        return settings.history_db
+    try:
+        os.makedirs(app.instance_path, exist_ok=True)
+    except OSError as exc:
+        log.error("cannot create the instance folder %s: %s", app.instance_path, exc)
+    return os.path.join(app.instance_path, "webchat.sqlite3")
 
 
 def serving_under_flask_run() -> bool:

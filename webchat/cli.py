@@ -37,6 +37,11 @@ HELP = {
     "flood_refusals": "refused lines within the flood window that disconnect (0: never)",
     "flood_window": "seconds over which refused lines are counted",
     "max_connections_per_ip": "open connections allowed from one IP address (0: no limit)",
+    "history_db": "SQLite file for history (default: webchat.sqlite3 in the instance folder; "
+    ":memory: for none on disk)",
+    "history_replay": "events replayed to a newcomer (0: none)",
+    "history_max_events": "events the history keeps (0: no limit)",
+    "history_max_days": "days the history keeps events (0: no limit)",
     "allowed_origins": "comma-separated extra origins allowed to open /ws",
 }
 
@@ -98,12 +103,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"webchat: cannot listen: {exc}", file=sys.stderr)
         return 1
     runtime = app.extensions["webchat"]
-    print(banner(settings, server.server_port, runtime.tcp_port), flush=True)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()
 
+    # Before the banner: whoever reads it may stop us at once.
     signal.signal(signal.SIGTERM, stop)
+    print(banner(settings, server.server_port, runtime.tcp_port), flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

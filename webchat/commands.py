@@ -16,6 +16,9 @@ from webchat.text import NickError, clean_text
 
 Handler = Callable[[Hub, Session, str], None]
 
+HISTORY_DEFAULT = 20
+HISTORY_MAX = 200
+
 
 @dataclass(frozen=True)
 class Command:
@@ -214,6 +217,22 @@ def _reply(hub: Hub, session: Session, args: str) -> None:
         )
     else:
         _send_private(hub, session, target, args)
+
+
+@command("history", "/history [N]", "show the last N public events (default 20, at most 200)")
+def _history(hub: Hub, session: Session, args: str) -> None:
+    if args and not (args.isdecimal() and 1 <= int(args) <= HISTORY_MAX):
+        hub.tell(
+            session,
+            "error",
+            f"usage: /history [N], with N from 1 to {HISTORY_MAX}",
+            code="usage",
+        )
+        return
+    if hub.store.error is not None:
+        hub.tell(session, "error", hub.store.error, code="history_off")
+        return
+    hub.tell_history(session, hub.history(int(args) if args else HISTORY_DEFAULT))
 
 
 @command("who", "/who", "list who is online, how, idle time and away state", ("names",))

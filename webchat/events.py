@@ -109,5 +109,17 @@ class Packet:
         return max(len(self.line), len(self.json))
 
 
+def history_packet(event: Event, audience: frozenset[int] | None = None) -> Packet:
+    """An event from the log, replayed to one newcomer: marked so nobody mistakes it for live.
+
+    Over TCP it carries its time (UTC, HH:MM); over WebSocket ``"history": true``.
+    """
+    stamp = (event.ts or "")[11:16]
+    line = (f"[{stamp}] " + render_line(event) + "\r\n").encode("utf-8", "replace")
+    payload = {**event.as_dict(), "history": True}
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return Packet(event, line, body, audience, 0)
+
+
 def make_packet(event: Event, audience: frozenset[int] | None = None, tcp_skip: int = 0) -> Packet:
     return Packet(event, encode_line(event), encode_json(event), audience, tcp_skip)

@@ -18,9 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from webchat.events import SEQUENCED, Event, Packet, make_packet, utc_now
+from webchat.events import SEQUENCED, Event, Packet, history_packet, make_packet, utc_now
 from webchat.limits import TokenBucket
 from webchat.session import Session, Transport
+from webchat.store import GroupCommitter, Store, StoredEvent
 from webchat.text import NickError, check_nick, nick_key
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,24 @@ class HubLimits:
     rate_burst: int = 15
     flood_refusals: int = 20
     flood_window: float = 10.0
+    history_replay: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An event that has its id and is on its way to the log; delivered once committed."""
+
+    event: Event
+    audience: frozenset[int] | None
+    tcp_skip: int
+    parties: frozenset[str] | None
+    history: bool = False  # a past event shown again: marked, and never logged twice
+
+
+def _stored(item: Pending) -> StoredEvent | None:
+    if item.event.id is None or item.history:
+        return None  # replies to one session are not history, and history is logged already
+    return StoredEvent(item.event, item.parties)
 
 
 @dataclass(frozen=True)
@@ -56,8 +75,9 @@ class Presence:
 class Hub:
     """Thread-safe: every method may be called from any connection's thread."""
 
-    def __init__(self, limits: HubLimits | None = None) -> None:
+    def __init__(self, limits: HubLimits | None = None, store: Store | None = None) -> None:
         self.limits = limits or HubLimits()
+        self.store = store if store is not None else Store(":memory:")
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._capacity = self.limits.outbox_max_events
@@ -69,7 +89,18 @@ class Hub:
         self._low_cursor = 0
         self._room = threading.Condition(self._lock)
         self._room_waiters = 0
-        self._next_event_id = 1
+        # Ids go on from the log's high-water mark, so they keep increasing across restarts.
+        self._next_event_id = self.store.last_id() + 1
+        # Submitted to the committer / released into the ring, counted in events.
+        self._submitted = 0
+        self._released = 0
+        # The highest event id in the ring: the seam between replay and live delivery.
+        self._released_id = self._next_event_id - 1
+        self._history_failure_told = False
+        self._committer: GroupCommitter[Pending] = GroupCommitter(
+            self.store, self._release, _stored
+        )
+        self._committer.start()
         self._next_session_id = 1
         self._sessions: dict[int, Session] = {}
         self._by_key: dict[str, Session] = {}
@@ -79,8 +110,12 @@ class Hub:
 
     # ----- membership -------------------------------------------------------------
 
-    def join(self, raw_nick: str, transport: Transport) -> Session:
-        """Register a user and announce them; raise NickError if the nick is refused."""
+    def join(self, raw_nick: str, transport: Transport, since: int | None = None) -> Session:
+        """Register a user and announce them; raise NickError if the nick is refused.
+
+        The session's writer first sends history (the last events, or those after
+        ``since`` for a client that resumes), then everything live from the seam on.
+        """
         nick = check_nick(raw_nick, self.limits.max_nick_chars)
         key = nick_key(nick)
         with self._lock:
@@ -93,6 +128,7 @@ class Hub:
             self._next_session_id += 1
             session.cursor = self._head
             session.cursor_bytes = self._bytes_total
+            seam = self._released_id  # everything up to here is in the log, the rest comes live
             self._sessions[session.id] = session
             self._by_key[key] = session
             users = [p.as_dict() for p in self._presence_locked()]
@@ -107,7 +143,45 @@ class Hub:
             )
             self._publish_locked(Event("join", nick, extra={"via": session.via}))
         log.info("%s joined via %s", nick, session.via)
+        session.preamble = self._replay(session, seam, since)
         return session
+
+    def _replay(self, session: Session, seam: int, since: int | None) -> list[Packet]:
+        """History for a newcomer, read outside the lock: the log is append-only."""
+        store, count = self.store, self.limits.history_replay
+        if store.error is not None:
+            return [self._notice(f"{store.error}; the chat goes on without it")]
+        notes: list[Packet] = []
+        events: list[Event] | None = None
+        if since is not None:
+            events = store.since(since, up_to=seam, viewer_key=session.key)
+            if events is None:
+                oldest = "the log no longer holds it" if since < seam else "the log never had it"
+                notes.append(
+                    self._notice(
+                        f"history after #{since} is not available ({oldest}); "
+                        f"here are the last {count} events",
+                        code="history_gap",
+                    )
+                )
+        if events is None:
+            events = store.recent(count, up_to=seam) if count > 0 else []
+        if events:
+            plural = "s" if len(events) != 1 else ""
+            notes.append(
+                self._notice(f"History: {len(events)} earlier event{plural} (times in UTC)")
+            )
+        return notes + [history_packet(e) for e in events]
+
+    def history(self, limit: int, before: int | None = None) -> list[Event]:
+        """Public events from the log, oldest first, for /history and scroll-back."""
+        with self._lock:
+            seam = self._released_id
+        return self.store.recent(limit, before=before, up_to=seam)
+
+    @staticmethod
+    def _notice(text: str, **extra: Any) -> Packet:
+        return make_packet(Event("system", text=text, ts=utc_now(), extra=extra or None))
 
     def leave(self, session: Session, reason: str = "") -> None:
         """Remove a user and announce it; safe to call more than once."""
@@ -186,6 +260,23 @@ class Hub:
                 Event(type_, text=text, extra=extra or None), frozenset({session.id})
             )
 
+    def tell_history(self, session: Session, events: list[Event]) -> None:
+        """Past events for one session, marked as history, in the session's one order."""
+        with self._lock:
+            if not events:
+                self._publish_locked(
+                    Event("system", text="No history yet."), frozenset({session.id})
+                )
+                return
+            plural = "s" if len(events) != 1 else ""
+            self._publish_locked(
+                Event("system", text=f"History: {len(events)} event{plural} (times in UTC)"),
+                frozenset({session.id}),
+            )
+            for event in events:
+                self._submitted += 1
+                self._committer.submit(Pending(event, frozenset({session.id}), 0, None, True))
+
     def set_away(self, session: Session, reason: str | None) -> None:
         with self._lock:
             session.away = reason
@@ -195,23 +286,87 @@ class Hub:
                 self._publish_locked(Event("away", session.nick, reason or None))
 
     def _publish_locked(
-        self, event: Event, audience: frozenset[int] | None = None, tcp_skip: int = 0
+        self,
+        event: Event,
+        audience: frozenset[int] | None = None,
+        tcp_skip: int = 0,
+        hold: bool = True,
     ) -> Event:
-        if self._head - self._capacity >= self._low_cursor:
-            self._make_room_locked()
+        """Give the event its place in the order and hand it to the log.
+
+        Delivery happens when the log has committed it (``_release``): rule 3, an
+        event is in the log before anyone receives it. Everything, replies too, goes
+        the same way, so each session still sees one order.
+        """
+        while hold and self._submitted - self._released >= self._capacity:
+            # The committer or the writers are behind by a whole ring: hold the sender.
+            self._room_waiters += 1
+            try:
+                self._room.wait(self.limits.close_grace)
+            finally:
+                self._room_waiters -= 1
+        if self._stopping.is_set():
+            return event  # shutting down: the leaves that follow are nobody's news
+        parties = None
         if event.type in SEQUENCED:
             event = Event(
                 event.type, event.nick, event.text, self._next_event_id, utc_now(), event.extra
             )
             self._next_event_id += 1
+            if audience is not None:
+                parties = frozenset(
+                    self._sessions[i].key for i in audience if i in self._sessions
+                ) or frozenset({""})
         else:
             event = Event(event.type, event.nick, event.text, None, utc_now(), event.extra)
-        packet = make_packet(event, audience, tcp_skip)
-        self._ring[self._head % self._capacity] = packet
-        self._head += 1
-        self._bytes_total += packet.size
-        self._changed.notify_all()
+        self._submitted += 1
+        self._committer.submit(Pending(event, audience, tcp_skip, parties))
         return event
+
+    def _release(self, items: list[Pending]) -> None:
+        """Called by the committer thread once ``items`` are in the log, in order."""
+        packets = [  # encoded off the lock
+            history_packet(i.event, i.audience)
+            if i.history
+            else make_packet(i.event, i.audience, i.tcp_skip)
+            for i in items
+        ]
+        with self._lock:
+            for packet in packets:
+                if self._head - self._capacity >= self._low_cursor:
+                    self._make_room_locked()
+                self._ring[self._head % self._capacity] = packet
+                self._head += 1
+                self._bytes_total += packet.size
+                if packet.event.id is not None and packet.event.id > self._released_id:
+                    self._released_id = packet.event.id
+            self._released += len(packets)
+            self._changed.notify_all()
+            if self._room_waiters:
+                self._room.notify_all()
+            failed = self.store.error is not None and not self._history_failure_told
+            if failed:
+                self._history_failure_told = True
+                self._publish_locked(
+                    Event("system", text=f"{self.store.error}; the chat goes on without it"),
+                    hold=False,  # this is the committer's own thread: it must never wait
+                )
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything published so far has been delivered to the ring."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            target = self._submitted
+            while self._released < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._room_waiters += 1
+                try:
+                    self._room.wait(remaining)
+                finally:
+                    self._room_waiters -= 1
+        return True
 
     def _make_room_locked(self) -> None:
         """Before the ring reuses a slot, everyone still open must have taken it.
@@ -329,3 +484,5 @@ class Hub:
         for s in sessions:
             s.wait_closed(self.limits.close_grace)
         self._stopping.set()
+        self._committer.stop()
+        self.store.close()

@@ -69,6 +69,8 @@ class Session:
         self.closing_since = 0.0
         self.close_reason = ""
         self.close_code = 1000
+        # History to send before anything live; set by the hub when it admits the session.
+        self.preamble: list[Packet] = []
         self.writer_done = threading.Event()
         self._writer: threading.Thread | None = None
 
@@ -103,6 +105,9 @@ class Session:
         # does not mean "idle": keepalives go by the clock.
         next_keepalive = None if interval is None else time.monotonic() + interval
         try:
+            if self.preamble:
+                transport.send_packets(self.preamble)
+                self.preamble = []
             while True:
                 wait = None
                 if next_keepalive is not None:

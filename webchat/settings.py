@@ -54,6 +54,15 @@ class Settings:
     flood_window: float = 10.0
     # Open connections (TCP and WebSocket together) allowed from one IP address; 0 = no limit.
     max_connections_per_ip: int = 100
+    # The history log, a SQLite file. Empty: webchat.sqlite3 in Flask's instance folder.
+    # ":memory:" keeps history for this run only.
+    history_db: str = ""
+    # Public events replayed to a newcomer; 0 turns replay off.
+    history_replay: int = 50
+    # Retention: the log keeps at most this many events (0: no count limit) and none
+    # older than this many days (0: no age limit). Enforced while the chat runs.
+    history_max_events: int = 100_000
+    history_max_days: float = 0.0
     # Extra origins (scheme://host[:port]) allowed to open /ws, besides the page's own.
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
 

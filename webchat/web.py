@@ -109,12 +109,45 @@ def index() -> str:
 
 @bp.get("/healthz")
 def healthz() -> dict[str, Any]:
+    """200 while the chat works; "degraded" when history is off but the chat goes on."""
     runtime = current_app.extensions["webchat"]
+    error = runtime.store.error
     return {
-        "status": "ok",
+        "status": "ok" if error is None else "degraded",
         "users": runtime.hub.count(),
         "tcp": {"listening": runtime.tcp is not None, "port": runtime.tcp_port},
+        "history": {"ok": error is None, "error": error, "last_id": runtime.store.last_id()},
     }
+
+
+HISTORY_PAGE_MAX = 200
+
+
+@bp.get("/api/history")
+def api_history() -> Response | tuple[dict[str, Any], int] | dict[str, Any]:
+    """Older public events for the page's scroll-back: ?before=ID&limit=N, oldest first."""
+    runtime = current_app.extensions["webchat"]
+    try:
+        before = _query_int("before", None, 1)
+        limit = _query_int("limit", 50, 1) or 50
+    except ValueError as exc:
+        return {"error": str(exc)}, 400
+    if runtime.store.error is not None:
+        return {"error": runtime.store.error, "events": [], "more": False}, 503
+    limit = min(limit, HISTORY_PAGE_MAX)
+    events = runtime.hub.history(limit + 1, before=before)
+    more = len(events) > limit
+    events = events[-limit:]
+    return {"events": [e.as_dict() for e in events], "more": more}
+
+
+def _query_int(name: str, default: int | None, minimum: int) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdecimal() or int(raw) < minimum:
+        raise ValueError(f"{name} must be a whole number of at least {minimum}, not {raw!r}")
+    return int(raw)
 
 
 def _normal_origin(origin: str) -> str:
@@ -244,8 +277,12 @@ def _wait_for_join(ws: Any, hub: Hub, transport: WsTransport, settings: Settings
         if not isinstance(nick, str):
             _refuse(transport, "join needs a nick, as a string", "nick_empty")
             continue
+        since = frame.get("since")
+        if since is not None and (type(since) is not int or since < 0):
+            _refuse(transport, "since must be the id of the last event you saw, >= 0", "bad_frame")
+            continue
         try:
-            return hub.join(clean_text(nick), transport)
+            return hub.join(clean_text(nick), transport, since)
         except NickError as exc:
             _refuse(transport, str(exc), exc.code)
 

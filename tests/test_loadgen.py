@@ -1,0 +1,162 @@
+"""The load generator (benchmarks/loadgen.py) counts every delivery exactly.
+
+One end-to-end run against a real `webchat` process, small enough for a few seconds;
+the run ends when the last expected message arrives, not after a sleep. Then the
+receive paths are fed crafted chunks: the whole-chunk fast path and the one-by-one path
+must agree on every duplicate, gap, reorder and echo, since a real server rarely
+produces them.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import wire
+from benchmarks.worker import Worker, WorkerConfig
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_small_mixed_run_delivers_everything_exactly_once() -> None:
+    clients, senders, messages = 6, 2, 20
+    argv = [sys.executable, "-m", "benchmarks.loadgen", "--json", "--quiet", "--timeout", "60"]
+    argv += ["--clients", str(clients), "--mix", "mixed"]
+    argv += ["--senders", str(senders), "--messages", str(messages)]
+    result = subprocess.run(
+        argv,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["phase"] == "done", report["notes"]
+    assert report["connect"] == {**report["connect"], "ok": clients, "failed": 0}
+    d = report["deliveries"]
+    sent = senders * messages
+    assert d["messages_sent"] == sent
+    # Everyone but the sender receives each message; echoes are counted apart.
+    assert d["expected"] == d["delivered"] == sent * (clients - 1)
+    assert d["missing"] == d["duplicates"] == d["reordered"] == d["corrupt_lines"] == 0
+    # Mixed: client 0 is TCP (no echo), client 1 is WebSocket (gets its own back).
+    assert d["echoes_expected"] == d["echoes"] == messages
+    assert d["unexpected_echoes"] == 0
+    assert report["latency_ms"]["count"] == sent * (clients - 1)
+    assert report["server"]["rss_idle_kb"] > 0
+    assert report["cut_off"]["clients"] == 0
+
+
+# ----- the receive paths, without a server ------------------------------------------------
+
+OWN = 5
+FILLER = 2  # a sender whose in-order messages make a chunk big enough for the bulk path
+PAD = wire.padding(64)
+NOW = time.monotonic_ns()
+Item = tuple[int, int]  # (sender, sequence number)
+
+
+def make_client(kind: str) -> tuple[Worker, Any]:
+    cfg = WorkerConfig(
+        index=0,
+        target="webchat",
+        host="127.0.0.1",
+        tcp_port=1,
+        web_port=1,
+        clients=((OWN, kind),),
+        senders=frozenset(),
+        all_senders=frozenset({0, 1, FILLER, OWN}),
+        stalls=(),
+        messages=100,
+        size=64,
+        per_sender_rate=0,
+        num_senders=4,
+        connect_concurrency=1,
+        stall_rcvbuf=4096,
+        drain_s=1,
+        handshake_timeout_s=1,
+        deadline_ns=0,
+    )
+    ours, _theirs = multiprocessing.Pipe()
+    w = Worker(cfg, ours)
+    c = w.clients[0]
+    keys = [wire.nick_of(i)[1:] for i in (0, 1, FILLER, OWN)]
+    if c.keys_bytes:
+        c.init_expect([k.encode() for k in keys], c.sid.encode())
+    else:
+        c.init_expect(keys, c.sid)
+    w.sending = True
+    return w, c
+
+
+def payload(sender: int, seq: int) -> bytes:
+    return wire.payload(b"%05d" % sender, seq, NOW - 1000, PAD)
+
+
+def feed(kind: str, chunks: list[list[Item]]) -> dict[str, int]:
+    w, c = make_client(kind)
+    for items in chunks:
+        if kind == "tcp":
+            block = b"".join(
+                wire.nick_of(s).encode() + b": " + payload(s, q) + b"\r\n" for s, q in items
+            )
+            c.scan(block, NOW)
+        else:
+            events = [
+                {"type": "message", "id": i, "ts": "t", "nick": wire.nick_of(s)}
+                | {"text": payload(s, q).decode()}
+                for i, (s, q) in enumerate(items)
+            ]
+            c.frames([(wire.OP_TEXT, True, json.dumps(events).encode())], NOW)
+    st = w.stats
+    return {
+        "delivered": st.delivered,
+        "dups": st.dups,
+        "reorders": st.reorders,
+        "echoes": st.echoes,
+        "echo_dups": st.echo_dups,
+        "unexpected": st.unexpected_echoes,
+        "corrupt": st.corrupt,
+        "holes": sum(len(h) for h in c.holes.values()),
+    }
+
+
+CASES: dict[str, tuple[list[list[Item]], dict[str, int]]] = {
+    "in order": ([[(s, q) for q in range(3) for s in (0, 1)], [(0, 3), (1, 3)]], {"delivered": 8}),
+    "duplicate in a chunk": ([[(0, 0), (0, 0)]], {"delivered": 1, "dups": 1}),
+    "duplicate across chunks": ([[(0, 0), (0, 1)], [(0, 1), (0, 2)]], {"delivered": 3, "dups": 1}),
+    "gap": ([[(0, 0), (0, 2)]], {"delivered": 2, "holes": 1}),
+    "gap filled later": ([[(0, 0), (0, 2)], [(0, 1)]], {"delivered": 3, "reorders": 1}),
+    "reorder": ([[(0, 1), (0, 0)]], {"delivered": 2, "reorders": 1}),
+    "own message": ([[(OWN, 0), (0, 0), (OWN, 1)]], {"delivered": 1, "echoes": 2}),
+    "own message twice": (
+        [[(OWN, 0)], [(OWN, 0), (0, 0)]],
+        {"delivered": 1, "echoes": 1, "echo_dups": 1},
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", ["tcp", "ws"])
+@pytest.mark.parametrize("bulk", [False, True], ids=["few", "bulk"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_fast_and_exact_paths_agree(kind: str, bulk: bool, case: str) -> None:
+    chunks, want = CASES[case]
+    if bulk:
+        chunks = [[(FILLER, 8 * i + q) for q in range(8)] + ch for i, ch in enumerate(chunks)]
+    expected = dict.fromkeys(("delivered", "dups", "reorders", "echoes", "echo_dups"), 0)
+    expected |= {"unexpected": 0, "corrupt": 0, "holes": 0} | want
+    if bulk:
+        expected["delivered"] += 8 * len(chunks)
+    if kind == "tcp" and case.startswith("own"):
+        # The TCP chat never sends you your own message: each one is a server bug.
+        expected["unexpected"] = sum(s == OWN for ch in chunks for s, _ in ch)
+        expected["echoes"] = expected["echo_dups"] = 0
+    assert feed(kind, chunks) == expected
