@@ -20,6 +20,7 @@ cost more than the tests); each test starts and ends with an empty room.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
