@@ -309,15 +309,16 @@ class RawWsClient:
         self.close_code: int | None = None
         self.close_reason = ""
 
-    def send_frame(self, payload: bytes, opcode: int = 0x1) -> None:
-        """One final, masked frame, as RFC 6455 asks of clients."""
+    def send_frame(self, payload: bytes, opcode: int = 0x1, fin: bool = True) -> None:
+        """One masked frame, as RFC 6455 asks of clients (``fin=False``: more parts follow)."""
         size = len(payload)
+        first = (0x80 if fin else 0) | opcode
         if size < 126:
-            head = struct.pack("!BB", 0x80 | opcode, 0x80 | size)
+            head = struct.pack("!BB", first, 0x80 | size)
         elif size < 65536:
-            head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, size)
+            head = struct.pack("!BBH", first, 0x80 | 126, size)
         else:
-            head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
+            head = struct.pack("!BBQ", first, 0x80 | 127, size)
         mask = os.urandom(4)
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
         self.sock.sendall(head + mask + masked)

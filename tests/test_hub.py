@@ -40,6 +40,9 @@ class Recorder:
     def keepalive(self) -> str | None:
         return None
 
+    def flush_control(self) -> None:
+        return None
+
     def send_goodbye(self, reason: str, code: int) -> None:
         self.goodbye = (reason, code)
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chatclients import TcpClient, WsClient, assert_no_tracebacks, wait_until
+from tests.chatclients import (
+    TcpClient,
+    WsClient,
+    assert_no_tracebacks,
+    http_request,
+    wait_until,
+    websocket_upgrade_headers,
+)
 from tests.conftest import RunningChat
 
 # A refill so slow that no token comes back while a test runs: the burst is exact.
@@ -107,11 +114,10 @@ def test_connections_per_address_count_both_transports_and_refuse_at_the_limit(m
         == b"*** error: too many connections from 127.0.0.1 (limit 2); close one and try again\r\n"
     )
 
-    refused_ws = WsClient(chat.url)
-    event = refused_ws.next_event()
-    assert event["type"] == "error" and "too many connections" in event["text"]
-    code, reason = refused_ws.wait_closed()
-    assert code == 1008 and "limit 2" in reason
+    reply = http_request(
+        chat.web.server_port, "GET", "/ws", websocket_upgrade_headers({"Origin": chat.url})
+    )
+    assert reply.status == 429 and b"Too many connections from 127.0.0.1 (limit 2)" in reply.body
 
     second.close()
     wait_until(lambda: chat.runtime.addresses.count("127.0.0.1") == 1)

@@ -237,11 +237,10 @@ def test_healthz_reports_users_and_the_tcp_port(chat):
     reply = http_request(chat.web.server_port, "GET", "/healthz")
     assert reply.status == 200
     assert reply.headers["content-type"].startswith("application/json")
-    assert json.loads(reply.body) == {
-        "status": "ok",
-        "users": 2,
-        "tcp": {"listening": True, "port": chat.tcp_port},
-    }
+    body = json.loads(reply.body)
+    assert body["status"] == "ok" and body["users"] == 2
+    assert body["tcp"] == {"listening": True, "port": chat.tcp_port}
+    assert body["history"]["ok"] is True
     alice.close()
     bob.close()
 
@@ -261,3 +260,38 @@ def test_healthz_reports_users_and_the_tcp_port(chat):
 def test_origin_check_compares_whole_origins(host, origin, allowed):
     own = own_origins("http", host, "5000")
     assert origin_allowed(origin, own, ()) is allowed
+
+
+@pytest.mark.parametrize("joined", [False, True])
+def test_a_client_ping_gets_a_pong_with_its_payload(chat, joined):
+    client = RawWsClient(chat.web.server_port)
+    if joined:
+        client.join("pinger")
+    client.send_frame(b"are you there", opcode=0x9)
+    frame = client.read_frame()
+    while frame is not None and frame[0] == 0x1:  # events that were already on their way
+        frame = client.read_frame()
+    assert frame == (0xA, b"are you there")
+
+
+def test_a_message_in_fragments_is_put_back_together(chat):
+    bob = chat.ws("bob")
+    client = RawWsClient(chat.web.server_port)
+    client.join("alice")
+    text = json.dumps({"type": "say", "text": "in three parts"}).encode()
+    client.send_frame(text[:5], opcode=0x1, fin=False)
+    client.send_frame(b"", opcode=0x9)  # a ping may come between the parts
+    client.send_frame(text[5:12], opcode=0x0, fin=False)
+    client.send_frame(text[12:], opcode=0x0, fin=True)
+    assert bob.expect("message")["text"] == "in three parts"
+
+
+def test_invalid_utf8_in_a_text_frame_closes_with_a_reason_and_nobody_else_notices(chat):
+    bob = chat.ws("bob")
+    client = RawWsClient(chat.web.server_port)
+    client.join("alice")
+    client.send_frame(b'{"type":"say","text":"\xff\xfe"}')
+    client.read_until_closed()
+    assert client.close_code in (1002, 1007)
+    bob.expect(lambda e: e["type"] == "leave" and e["nick"] == "alice")
+    still_chatting(chat.ws("carol"), bob)

@@ -21,6 +21,7 @@ from webchat.limits import AddressLimiter
 from webchat.settings import Settings
 from webchat.store import Store
 from webchat.tcp import ChatTCPServer
+from webchat.wsconn import NoReaderThread
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.config["SOCK_SERVER_OPTIONS"] = {
         "max_message_size": settings.max_frame_bytes,
         "ping_interval": None,  # our writer thread pings, so only it writes
+        "thread_class": NoReaderThread,  # the request thread reads (webchat/wsconn.py)
     }
     from webchat.web import bp, sock
 

@@ -352,6 +352,11 @@ class Hub:
                     hold=False,  # this is the committer's own thread: it must never wait
                 )
 
+    def poke(self) -> None:
+        """Wake every writer: one of them has control frames to send."""
+        with self._lock:
+            self._changed.notify_all()
+
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything published so far has been delivered to the ring."""
         deadline = time.monotonic() + timeout

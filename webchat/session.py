@@ -31,6 +31,9 @@ class Transport(Protocol):
     def send_goodbye(self, reason: str, code: int) -> None:
         """Last words before closing: an error line, or a close frame."""
 
+    def flush_control(self) -> None:
+        """Send protocol replies the reader queued (WebSocket pongs); nothing for TCP."""
+
     def abort(self) -> None:
         """Cut the connection now; safe from any thread, wakes a blocked reader and writer."""
 
@@ -114,6 +117,8 @@ class Session:
                     wait = max(0.0, next_keepalive - time.monotonic())
                 packets, closing = self.hub.take(self, wait)
                 mine = [p for p in packets if self.wants(p)]
+                if not mine:
+                    transport.flush_control()
                 if mine:
                     self.sending = True
                     transport.send_packets(mine)

@@ -97,6 +97,9 @@ class TcpTransport:
             self.send_text(f"disconnected: {reason}")
         self.sock.shutdown(socket.SHUT_WR)
 
+    def flush_control(self) -> None:
+        return None
+
     def abort(self) -> None:
         if self._aborted.is_set():
             return

@@ -12,84 +12,24 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import socket
-import struct
-import threading
 import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template, request
 from flask_sock import Sock
-from simple_websocket import ConnectionClosed
 
 from webchat.commands import handle_input
-from webchat.events import Event, Packet, encode_json, utc_now
+from webchat.events import Event, utc_now
 from webchat.hub import Hub
 from webchat.session import Session
 from webchat.settings import Settings
 from webchat.text import NickError, clean_text
+from webchat.wsconn import Closed, FrameReader, WsTransport
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("chat", __name__)
 sock = Sock()
-
-PING_FRAME = b"\x89\x00"
-RECEIVE_POLL = 1.0  # seconds; bounds how long a missed close can go unnoticed
-
-
-def text_frame(payload: bytes) -> bytes:
-    """A final, unmasked server-to-client text frame (RFC 6455 section 5.2)."""
-    size = len(payload)
-    if size < 126:
-        return bytes((0x81, size)) + payload
-    if size < 65536:
-        return struct.pack("!BBH", 0x81, 126, size) + payload
-    return struct.pack("!BBQ", 0x81, 127, size) + payload
-
-
-class WsTransport:
-    """Writes packets as JSON frames; used only by the session's writer thread."""
-
-    kind = "web"
-
-    def __init__(self, ws: Any, ping_interval: float) -> None:
-        self.ws = ws
-        self.sock: socket.socket = ws.sock
-        self.keepalive_interval: float | None = ping_interval if ping_interval > 0 else None
-        self._aborted = threading.Event()
-
-    def send_packets(self, packets: list[Packet]) -> None:
-        if len(packets) == 1:
-            payload = packets[0].json
-        else:
-            payload = b"[" + b",".join([p.json for p in packets]) + b"]"
-        self.sock.sendall(text_frame(payload))
-
-    def send_event(self, event: Event) -> None:
-        self.sock.sendall(text_frame(encode_json(event)))
-
-    def keepalive(self) -> str | None:
-        # simple-websocket's reader sets pong_received when the pong arrives.
-        if not self.ws.pong_received:
-            return "ping timeout: no answer to the last ping"
-        self.ws.pong_received = False
-        self.sock.sendall(PING_FRAME)
-        return None
-
-    def send_goodbye(self, reason: str, code: int) -> None:
-        if code != 1000:
-            self.send_event(Event("error", text=f"disconnected: {reason}", ts=utc_now()))
-        message = reason.encode()[:120].decode("utf-8", "ignore")
-        with contextlib.suppress(ConnectionClosed):
-            self.ws.close(reason=code, message=message)
-
-    def abort(self) -> None:
-        if self._aborted.is_set():
-            return
-        self._aborted.set()
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
 
 
 def _settings() -> Settings:
@@ -190,61 +130,77 @@ def guard_websocket() -> Response | None:
     if not origin_allowed(origin, own, _settings().allowed_origins):
         log.warning("refused WebSocket from foreign origin %s", origin)
         return Response(f"Origin {origin} is not allowed to use this chat.\n", 403)
+    # Refused before the upgrade, so every client learns why (the handler checks again).
+    limiter = current_app.extensions["webchat"].addresses
+    address = request.remote_addr or "unknown"
+    if limiter.limit > 0 and limiter.count(address) >= limiter.limit:
+        return Response(
+            f"Too many connections from {address} (limit {limiter.limit}); close one first.\n",
+            429,
+        )
     return None
 
 
 @sock.route("/ws", bp=bp)  # type: ignore[untyped-decorator]
 def websocket(ws: Any) -> None:
     runtime = current_app.extensions["webchat"]
+    settings: Settings = runtime.settings
+    hub: Hub = runtime.hub
     address = request.remote_addr or "unknown"
     limiter = runtime.addresses
-    transport = WsTransport(ws, runtime.settings.ping_interval)
-    if not limiter.acquire(address):
-        transport.send_goodbye(f"too many connections from {address} (limit {limiter.limit})", 1008)
-        return
+    transport = WsTransport(ws.sock, settings.ping_interval)
+    reader = FrameReader(ws, transport, settings.max_frame_bytes, hub.poke)
+    ws.connected = False  # flask-sock must not send a close of its own when we return
     try:
-        _serve(ws, transport, runtime.settings, runtime.hub)
+        if not limiter.acquire(address):
+            with contextlib.suppress(OSError):
+                transport.send_goodbye(
+                    f"too many connections from {address} (limit {limiter.limit})", 1008
+                )
+            return
+        try:
+            _serve(reader, transport, settings, hub)
+        finally:
+            limiter.release(address)
     finally:
-        limiter.release(address)
+        _finish(reader, transport, settings.close_grace)
 
 
-def _serve(ws: Any, transport: WsTransport, settings: Settings, hub: Hub) -> None:
-    session: Session | None = None
+def _serve(reader: FrameReader, transport: WsTransport, settings: Settings, hub: Hub) -> None:
+    try:
+        session = _wait_for_join(reader, hub, transport, settings)
+    except Closed as exc:
+        if exc.code in (1002, 1009):  # our close to make, with the reason
+            with contextlib.suppress(OSError):
+                transport.send_goodbye(exc.reason, exc.code)
+        return
+    if session is None:
+        return
+    reader.direct = False  # from now on the session's writer sends everything
+    session.start_writer()
     reason = "connection closed"
     try:
-        session = _wait_for_join(ws, hub, transport, settings)
-        if session is None:
-            return
-        session.start_writer()
         while not session.closing:
-            raw = _receive(ws, None)
-            if raw is None:
-                break
-            _handle_frame(hub, session, raw)
-    except ConnectionClosed:
-        reason = "connection closed"
+            raw = reader.receive(None)
+            if raw is not None:
+                _handle_frame(hub, session, raw)
+    except Closed as exc:
+        reason = exc.reason if exc.code in (1002, 1009) else "connection closed"
+        if exc.code in (1002, 1009):
+            session.close(exc.reason, exc.code)
     finally:
-        if session is not None:
-            hub.leave(session, session.close_reason if session.closing else reason)
-            session.wait_closed(settings.close_grace)
+        hub.leave(session, session.close_reason if session.closing else reason)
+        session.wait_closed(settings.close_grace)
 
 
-def _receive(ws: Any, timeout: float | None) -> str | bytes | None:
-    """The next frame, or None when ``timeout`` passes; raises ConnectionClosed once closed.
-
-    simple-websocket can mark a socket closed after waking a blocked ``receive`` (an
-    oversize frame), which would then wait forever; short waits see the close.
-    """
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        wait = RECEIVE_POLL if deadline is None else min(RECEIVE_POLL, deadline - time.monotonic())
-        raw: str | bytes | None = ws.receive(timeout=max(wait, 0))
-        if raw is not None:
-            return raw
-        if not ws.connected:
-            raise ConnectionClosed(ws.close_reason, ws.close_message)
-        if deadline is not None and time.monotonic() >= deadline:
-            return None
+def _finish(reader: FrameReader, transport: WsTransport, grace: float) -> None:
+    """Wait briefly for the client's answer to our close frame, then end the TCP connection."""
+    if transport.peer_close is None:
+        deadline = time.monotonic() + grace
+        with contextlib.suppress(Closed):
+            while (left := deadline - time.monotonic()) > 0:
+                reader.receive(left)
+    transport.abort()
 
 
 def _decode(raw: str | bytes) -> dict[str, Any] | str:
@@ -259,10 +215,13 @@ def _decode(raw: str | bytes) -> dict[str, Any] | str:
     return frame
 
 
-def _wait_for_join(ws: Any, hub: Hub, transport: WsTransport, settings: Settings) -> Session | None:
+def _wait_for_join(
+    reader: FrameReader, hub: Hub, transport: WsTransport, settings: Settings
+) -> Session | None:
     """Until a join succeeds, the handler thread is the socket's only writer."""
+    deadline = time.monotonic() + settings.nick_timeout
     while True:
-        raw = _receive(ws, settings.nick_timeout)
+        raw = reader.receive(max(0.0, deadline - time.monotonic()))
         if raw is None:
             transport.send_goodbye(f"no join within {settings.nick_timeout:g} seconds", 1008)
             return None
