@@ -253,3 +253,14 @@ def test_healthz_reports_history(chat):
     status, body = get_json(f"{chat.url}/healthz")
     assert status == 200 and body["status"] == "ok"
     assert body["history"]["ok"] is True and body["history"]["error"] is None
+
+
+def test_since_beyond_the_log_says_so_too(make_chat):
+    chat = make_chat(history_replay=5)
+    say_all(chat, "alice", ["only this"])
+    _, before = join_ws(chat, "visitor", since=10_000)  # e.g. a restart that lost its log
+    gap = [e for e in before if e.get("code") == "history_gap"]
+    assert gap and "never had it" in gap[0]["text"]
+    assert [e["text"] for e in before if e.get("history") and e["type"] == "message"] == [
+        "only this"
+    ]

@@ -153,17 +153,18 @@ class Hub:
             return [self._notice(f"{store.error}; the chat goes on without it")]
         notes: list[Packet] = []
         events: list[Event] | None = None
-        if since is not None:
+        if since is not None and since <= seam:
             events = store.since(since, up_to=seam, viewer_key=session.key)
-            if events is None:
-                oldest = "the log no longer holds it" if since < seam else "the log never had it"
-                notes.append(
-                    self._notice(
-                        f"history after #{since} is not available ({oldest}); "
-                        f"here are the last {count} events",
-                        code="history_gap",
-                    )
+        if since is not None and events is None:
+            # Pruned past it, or an id this log never had (a restart that lost the log).
+            oldest = "the log no longer holds it" if since < seam else "the log never had it"
+            notes.append(
+                self._notice(
+                    f"history after #{since} is not available ({oldest}); "
+                    f"here are the last {count} events",
+                    code="history_gap",
                 )
+            )
         if events is None:
             events = store.recent(count, up_to=seam) if count > 0 else []
         if events:
