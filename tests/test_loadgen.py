@@ -78,7 +78,6 @@ def make_client(kind: str) -> tuple[Worker, Any]:
         messages=100,
         size=64,
         per_sender_rate=0,
-        num_senders=4,
         connect_concurrency=1,
         stall_rcvbuf=4096,
         drain_s=1,

@@ -1,0 +1,1 @@
+"""Benchmarks for webchat: the load generator (`python -m benchmarks.loadgen`) and its helpers."""

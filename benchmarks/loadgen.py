@@ -1,0 +1,882 @@
+"""Load generator for webchat: many TCP and WebSocket clients, exact delivery accounting.
+
+    .venv/bin/python -m benchmarks.loadgen --clients 100 --senders 10 --messages 2000
+    .venv/bin/python -m benchmarks.loadgen --compare --clients 100 --senders 10
+
+It starts the server the way its users do (``webchat --web-port P --tcp-port Q`` from
+this virtualenv), connects the clients from one or more worker processes, lets the join
+storm settle, has the senders send, checks every delivery (exactly once, in order per
+sender), samples the server's RSS, threads and CPU, stops the server and reports. See
+benchmarks/README.md for what each figure means and the measured results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from benchmarks import wire
+from benchmarks.servers import (
+    ProcSample,
+    Server,
+    machine_cpu,
+    own_cpu,
+    raise_nofile,
+    sample,
+)
+from benchmarks.worker import WorkerConfig, worker_main
+
+TARGETS = ("webchat", "seed", "miniircd")
+SAMPLE_EVERY = 0.05
+HANDSHAKE_TIMEOUT = 30.0
+# webchat's defaults for --outbox-max-events and --outbox-max-bytes, for the stall estimate
+OUTBOX_EVENTS = 4096
+OUTBOX_BYTES = 2 * 1024 * 1024
+JSON_OVERHEAD = 92  # a message event's JSON around its text: the larger of its two forms
+
+
+class RunAborted(Exception):
+    """A phase could not finish: timeout, a worker died, or the server died."""
+
+
+# ----- the plan ----------------------------------------------------------------------------
+
+
+def transports(mix: str, n: int) -> list[str]:
+    if mix == "tcp":
+        return ["tcp"] * n
+    if mix == "ws":
+        return ["ws"] * n
+    return ["tcp" if i % 2 == 0 else "ws" for i in range(n)]
+
+
+def plan(
+    opts: argparse.Namespace, target: str, server: Server, deadline: float
+) -> list[WorkerConfig]:
+    """Split clients round-robin over the workers; senders are clients 0..S-1, so with
+    ``--mix mixed`` half of them are TCP and half WebSocket."""
+    n, k = opts.clients, max(1, min(opts.procs, opts.clients))
+    kinds = transports(opts.mix, n)
+    senders = frozenset(range(min(opts.senders, n)))
+    stall_kinds = [
+        "tcp" if (i % 2 == 0 or target != "webchat") else "ws" for i in range(opts.stall)
+    ]
+    rate = opts.rate / max(1, n - 1) / max(1, len(senders)) if opts.rate else 0.0
+    conc = opts.connect_concurrency
+    if target != "webchat":
+        conc = min(conc, 4)  # both listen(5): stay inside their backlog
+    deadline_ns = time.monotonic_ns() + int((deadline - time.monotonic() + 15) * 1e9)
+    cfgs = []
+    for w in range(k):
+        mine = tuple((i, kinds[i]) for i in range(w, n, k))
+        cfgs.append(
+            WorkerConfig(
+                index=w,
+                target=target,
+                host="127.0.0.1",
+                tcp_port=server.tcp_port,
+                web_port=server.web_port,
+                clients=mine,
+                senders=frozenset(i for i, _ in mine if i in senders),
+                all_senders=senders,
+                stalls=tuple(enumerate(stall_kinds)) if w == 0 else (),
+                messages=opts.messages,
+                size=opts.size,
+                per_sender_rate=rate,
+                connect_concurrency=max(1, conc // k),
+                stall_rcvbuf=opts.stall_rcvbuf,
+                drain_s=opts.drain,
+                handshake_timeout_s=HANDSHAKE_TIMEOUT,
+                deadline_ns=deadline_ns,
+            )
+        )
+    return cfgs
+
+
+# ----- the coordinator ---------------------------------------------------------------------
+
+
+@dataclass
+class Peak:
+    rss_kb: int = 0
+    threads: int = 0
+
+    def add(self, s: ProcSample) -> None:
+        self.rss_kb = max(self.rss_kb, s.rss_kb)
+        self.threads = max(self.threads, s.threads)
+
+
+@dataclass
+class Crew:
+    """The worker processes, their pipes, and a sampler that runs while we wait on them."""
+
+    server: Server
+    deadline: float
+    log: Any
+    procs: list[Any] = field(default_factory=list)
+    pipes: list[Connection] = field(default_factory=list)
+    inbox: dict[str, dict[int, Any]] = field(default_factory=dict)
+    peak: Peak = field(default_factory=Peak)
+    last_sample: float = 0.0
+
+    def start(self, cfgs: list[WorkerConfig]) -> None:
+        ctx = mp.get_context("fork")
+        for cfg in cfgs:
+            ours, theirs = ctx.Pipe()
+            p = ctx.Process(target=worker_main, args=(cfg, theirs), daemon=True)
+            p.start()
+            theirs.close()
+            self.procs.append(p)
+            self.pipes.append(ours)
+
+    def send(self, kind: str, arg: Any = None, only: int | None = None) -> None:
+        for i, pipe in enumerate(self.pipes):
+            if only is None or i == only:
+                with contextlib.suppress(OSError):
+                    pipe.send((kind, arg))
+
+    def pump(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for worker messages, sampling the server meanwhile."""
+        now = time.monotonic()
+        if now - self.last_sample >= SAMPLE_EVERY:
+            self.last_sample = now
+            self.peak.add(sample(self.server.pid))
+        done = self.inbox.get("result", {})
+        live = [p for i, p in enumerate(self.pipes) if i not in done]
+        if not live:
+            time.sleep(min(timeout, SAMPLE_EVERY))
+            return
+        ready = wait(live, timeout=min(timeout, SAMPLE_EVERY))
+        for pipe in ready:
+            assert isinstance(pipe, Connection)
+            i = self.pipes.index(pipe)
+            try:
+                kind, payload = pipe.recv()
+            except (EOFError, OSError):
+                raise RunAborted(f"worker {i} died") from None
+            if kind == "error":
+                raise RunAborted(f"worker {i} failed:\n{payload}")
+            if kind == "progress":
+                progress = self.inbox.setdefault("progress", {})
+                progress[i] = payload
+                ok = sum(p["ok"] for p in progress.values())
+                bad = sum(p["failed"] for p in progress.values())
+                s = sample(self.server.pid)
+                self.log(
+                    f"[{self.server.target}] ... {ok:,} joined, {bad:,} failed;"
+                    f" server RSS {s.rss_kb / 1024:,.0f} MB, {s.threads:,} threads"
+                )
+                continue
+            self.inbox.setdefault(kind, {})[i] = payload
+        if not self.server.alive():
+            raise RunAborted(
+                f"the server exited (code {self.server.proc and self.server.proc.poll()})"
+            )
+
+    def gather(
+        self, kind: str, count: int | None = None, until: float | None = None
+    ) -> dict[int, Any]:
+        want = len(self.pipes) if count is None else count
+        end = self.deadline if until is None else until
+        while len(self.inbox.get(kind, {})) < want:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise RunAborted(f"timed out waiting for {kind!r}")
+            self.pump(left)
+        return self.inbox.get(kind, {})
+
+    def stop(self) -> dict[int, Any]:
+        """Ask every worker for what it has; give them a few seconds, then stop waiting."""
+        self.send("stop")
+        with contextlib.suppress(RunAborted):
+            self.gather("result", until=time.monotonic() + 8)
+        return self.inbox.get("result", {})
+
+    def reap(self) -> None:
+        for p in self.procs:
+            p.join(2)
+            if p.is_alive():
+                p.terminate()
+                p.join(2)
+            if p.is_alive():
+                p.kill()
+                p.join(2)
+        for pipe in self.pipes:
+            pipe.close()
+
+
+def run_once(opts: argparse.Namespace, target: str) -> dict[str, Any]:
+    """One target, one workload, bounded by --timeout from start to report."""
+    log = Logger(opts.quiet)
+    t_begin = time.monotonic()
+    deadline = t_begin + opts.timeout
+    server = Server.make(
+        target, opts.server_arg if target == "webchat" else [], keep_limits=opts.keep_limits
+    )
+    try:
+        return measure(opts, target, server, deadline, log)
+    finally:
+        server.cleanup(keep_log=opts.keep_logs)
+
+
+def measure(
+    opts: argparse.Namespace, target: str, server: Server, deadline: float, log: Logger
+) -> dict[str, Any]:
+    """The phases of one run; the caller removes the server's scratch files afterwards."""
+    r: dict[str, Any] = {"target": target, "phase": "start", "notes": []}
+    crew = Crew(server, deadline, log)
+    marks: dict[str, Any] = {}
+    try:
+        log(f"[{target}] starting: {' '.join(server.argv)}")
+        server.start()
+        server.wait_ready(min(deadline, time.monotonic() + 30))
+        marks["base"] = sample(server.pid)
+        cfgs = plan(opts, target, server, deadline)
+        r["phase"] = "connect"
+        marks["t_connect"] = time.monotonic()
+        marks["cpu_connect0"] = (sample(server.pid), own_cpu())
+        crew.start(cfgs)
+        budget = opts.connect_timeout or 0.6 * opts.timeout
+        try:
+            crew.gather("connected", until=min(deadline, marks["t_connect"] + budget))
+        except RunAborted:
+            if time.monotonic() >= deadline:
+                raise
+            log(f"[{target}] connect budget of {budget:g} s spent; going on with who joined")
+            r["notes"].append(f"connect budget of {budget:g} s ran out")
+            crew.send("stop_connect")
+        connected = crew.gather("connected")
+        r["connect"] = merge_connect(connected)
+        marks["t_connected"] = time.monotonic()
+        log(
+            f"[{target}] connected {r['connect']['ok']} ({r['connect']['failed']} failed)"
+            f" in {marks['t_connected'] - marks['t_connect']:.2f} s"
+        )
+        if opts.stall:
+            crew.send("stall", only=0)
+            r["stall_connect"] = merge_connect(crew.gather("stalled", count=1))
+        r["phase"] = "barrier"
+        crew.send("barrier")
+        crew.gather("synced")
+        marks["t_synced"] = time.monotonic()
+        marks["cpu_connect1"] = (sample(server.pid), own_cpu())
+        r["connect_peak"] = {"rss_kb": crew.peak.rss_kb, "threads": crew.peak.threads}
+        marks["idle"] = sample(server.pid)
+        log(f"[{target}] settled in {marks['t_synced'] - marks['t_connected']:.2f} s; sending")
+        crew.peak = Peak()
+        r["phase"] = "send"
+        t_go = time.monotonic_ns() + 20_000_000
+        marks["go"] = (sample(server.pid), own_cpu(), machine_cpu(), time.monotonic())
+        crew.peak.add(marks["go"][0])
+        crew.send("go", (t_go, go_rate(opts, r["connect"]["ok"], connected)))
+        sent = crew.gather("sent")
+        merged_sent: dict[int, int] = {}
+        for payload in sent.values():
+            merged_sent.update(payload["sent"])
+        crew.send("all_sent", merged_sent)
+        r["phase"] = "drain"
+        crew.gather("result")
+        r["phase"] = "done"
+    except (RunAborted, TimeoutError, RuntimeError) as exc:
+        r["notes"].append(f"stopped in phase {r['phase']}: {exc}")
+        r["timed_out"] = time.monotonic() >= deadline
+        log(f"[{target}] {r['notes'][-1]}")
+        if crew.pipes:
+            crew.stop()
+    finally:
+        if r["phase"] in ("connect", "barrier"):
+            r["connect_peak"] = {"rss_kb": crew.peak.rss_kb, "threads": crew.peak.threads}
+            crew.peak = Peak()
+        marks["end"] = (sample(server.pid), own_cpu(), machine_cpu(), time.monotonic())
+        if r["phase"] in ("send", "drain", "done"):
+            crew.peak.add(marks["end"][0])
+        if r["phase"] in ("send", "drain", "done"):
+            r["send_peak"] = {"rss_kb": crew.peak.rss_kb, "threads": crew.peak.threads}
+        server.stop()  # with the clients still connected, as in real life
+        crew.send("bye")
+        crew.reap()
+        log(
+            f"[{target}] server stopped in {server.stop_s:.1f} s"
+            + (" (killed)" if server.killed else "")
+        )
+    results = crew.inbox.get("result", {})
+    build_report(r, opts, target, server, marks, results, cfgs_count=len(crew.pipes))
+    return r
+
+
+def go_rate(opts: argparse.Namespace, joined: int, connected: dict[int, Any]) -> float:
+    """Messages/s per sender that offer --rate deliveries/s to the clients that joined."""
+    senders = sum(len(p.get("senders_ok", [])) for p in connected.values())
+    if not opts.rate or not senders:
+        return 0.0
+    return float(opts.rate / max(1, joined - 1) / senders)
+
+
+def merge_connect(parts: dict[int, Any]) -> dict[str, Any]:
+    times = sorted(t for p in parts.values() for t in p["connect_ns"])
+    errors: dict[str, int] = {}
+    for p in parts.values():
+        for k, v in p["errors"].items():
+            errors[k] = errors.get(k, 0) + v
+    return {
+        "ok": sum(p["ok"] for p in parts.values()),
+        "failed": sum(p["failed"] for p in parts.values()),
+        "errors": errors,
+        "p50_ms": round(times[len(times) // 2] / 1e6, 2) if times else None,
+        "max_ms": round(times[-1] / 1e6, 2) if times else None,
+    }
+
+
+# ----- the report --------------------------------------------------------------------------
+
+
+def percentile(hist: list[tuple[int, int]], total: int, q: float) -> float | None:
+    """The bucket at quantile ``q`` of a sorted (lower bound ns, count) histogram, in ms."""
+    if total == 0:
+        return None
+    rank = max(1, int(q * total + 0.999999))
+    seen = 0
+    for lower, count in hist:
+        seen += count
+        if seen >= rank:
+            return lower / 1e6
+    return hist[-1][0] / 1e6
+
+
+def time_of(timeline: list[tuple[int, int]], k: int) -> int | None:
+    """When the observer had received k messages, from its (count, time) curve."""
+    for got, t in timeline:
+        if got >= k:
+            return t
+    return None
+
+
+def build_report(
+    r: dict[str, Any],
+    opts: argparse.Namespace,
+    target: str,
+    server: Server,
+    marks: dict[str, Any],
+    results: dict[int, Any],
+    cfgs_count: int,
+) -> None:
+    n = opts.clients
+    kinds = transports(opts.mix, n)
+    r["date"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    r["machine"] = {"cores": os.cpu_count(), "nofile": os.sysconf("SC_OPEN_MAX")}
+    r["workload"] = {
+        "clients": n,
+        "tcp": kinds.count("tcp"),
+        "ws": kinds.count("ws"),
+        "senders": min(opts.senders, n),
+        "messages": opts.messages,
+        "size": opts.size,
+        "rate_deliveries_per_s": opts.rate or None,
+        "procs": cfgs_count,
+        "stall": opts.stall,
+    }
+    r["server"] = server_report(server, marks, r)
+    if not results:
+        r["server"]["rss_per_conn_kb"] = None
+        r["notes"].append("no worker reported results")
+        return
+    res = list(results.values())
+    if "connect" not in r:
+        r["connect"] = merge_connect({i: p["connect"] for i, p in results.items()})
+    joined = r.get("connect", {}).get("ok", 0)
+    sent: dict[int, int] = {}
+    for p in res:
+        sent.update(p["sent"])
+    total_sent = sum(sent.values())
+    expected = sum(v * (joined - 1) for v in sent.values())
+    delivered = sum(p["delivered"] for p in res)
+    echoing = {i for i in sent if target == "seed" or (target == "webchat" and kinds[i] == "ws")}
+    echo_expected = sum(sent[i] for i in echoing)
+    echoes = sum(p["echoes"] for p in res)
+    first_send = min((p["first_send"] for p in res if p["first_send"]), default=0)
+    last_send = max((p["last_send"] for p in res), default=0)
+    last_recv = max((p["last_recv"] for p in res), default=0)
+    corrupt_samples = [s for p in res for s in p["corrupt_samples"]][:5]
+    r["deliveries"] = {
+        "messages_sent": total_sent,
+        "expected": expected,
+        "delivered": delivered,
+        "missing": max(0, expected - delivered),
+        "duplicates": sum(p["dups"] for p in res),
+        "reordered": sum(p["reorders"] for p in res),
+        "corrupt_lines": sum(p["corrupt"] for p in res),
+        "corrupt_samples": corrupt_samples,
+        "unattributed_lines": sum(p["unattributed"] for p in res),
+        "echoes_expected": echo_expected,
+        "echoes": echoes,
+        "echoes_missing": max(0, echo_expected - echoes),
+        "echo_duplicates": sum(p["echo_dups"] for p in res),
+        "unexpected_echoes": sum(p["unexpected_echoes"] for p in res),
+        "tcp_chunks_fast_path": sum(p["fast_chunks"] for p in res),
+        "tcp_chunks_line_by_line": sum(p["slow_chunks"] for p in res),
+    }
+    span = (last_recv - first_send) / 1e9 if last_recv > first_send else 0.0
+    send_span = (last_send - first_send) / 1e9 if last_send > first_send else 0.0
+    r["throughput"] = {
+        "deliveries_per_s": round(delivered / span) if span else None,
+        "seconds": round(span, 3),
+        "messages_per_s_in": round(total_sent / send_span) if send_span else None,
+        "send_seconds": round(send_span, 3),
+        "max_send_lag_ms": round(max(p["max_send_lag"] for p in res) / 1e6, 2),
+    }
+    hist: dict[int, int] = {}
+    for p in res:
+        for k, v in p["hist"].items():
+            hist[k] = hist.get(k, 0) + v
+    items = sorted(hist.items())
+    count = sum(hist.values())
+    r["latency_ms"] = {
+        "count": count,
+        "p50": percentile(items, count, 0.50),
+        "p90": percentile(items, count, 0.90),
+        "p99": percentile(items, count, 0.99),
+        "p999": percentile(items, count, 0.999),
+        "max": round(max(p["lat_max"] for p in res) / 1e6, 3) if count else None,
+    }
+    r["cpu"] = cpu_report(marks, res)
+    closed = [c for p in res for c in p["closed"]]
+    reasons: dict[str, int] = {}
+    for _nick, _t, why in closed:
+        key = why.split(":", 1)[0] if why.startswith("too slow") else why
+        reasons[key[:100]] = reasons.get(key[:100], 0) + 1
+    r["cut_off"] = {"clients": len(closed), "reasons": reasons}
+    r["stalls"] = stall_report(res, first_send, outbox_messages(opts))
+    stalled = [p for p in res if p["stopped"]]
+    if stalled:
+        r["notes"].append(f"{len(stalled)} worker(s) were stopped before they were done")
+
+
+def server_report(server: Server, marks: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
+    base: ProcSample | None = marks.get("base")
+    idle: ProcSample | None = marks.get("idle")
+    n = r.get("connect", {}).get("ok", 0) + r.get("stall_connect", {}).get("ok", 0)
+    out: dict[str, Any] = {
+        "pid_argv": server.argv,
+        "rss_base_kb": base.rss_kb if base else None,
+        "threads_base": base.threads if base else None,
+        "rss_idle_kb": idle.rss_kb if idle else None,
+        "threads_idle": idle.threads if idle else None,
+        "rss_connect_peak_kb": r.get("connect_peak", {}).get("rss_kb"),
+        "threads_connect_peak": r.get("connect_peak", {}).get("threads"),
+        "rss_load_peak_kb": r.get("send_peak", {}).get("rss_kb"),
+        "threads_load_peak": r.get("send_peak", {}).get("threads"),
+        "rss_per_conn_kb": round((idle.rss_kb - base.rss_kb) / n, 1)
+        if base and idle and n
+        else None,
+        "stop_s": round(server.stop_s, 2),
+        "killed_after_sigterm": server.killed,
+        "exit_code": server.exit_code,
+        "log_problems": server.log_grep("Traceback", "Error", "ERROR", "Exception", "WARNING"),
+    }
+    c0, c1 = marks.get("cpu_connect0"), marks.get("cpu_connect1")
+    if c0 and c1:
+        out["connect_cpu_s"] = round(c1[0].cpu_s - c0[0].cpu_s, 2)
+        out["connect_wall_s"] = round(marks["t_synced"] - marks["t_connect"], 2)
+    return out
+
+
+def cpu_report(marks: dict[str, Any], res: list[dict[str, Any]]) -> dict[str, Any]:
+    """Generator CPU against server CPU over the send phase: who had the cores?"""
+    if "go" not in marks:
+        return {}
+    s0, own0, m0, t0 = marks["go"]
+    s1, own1, m1, t1 = marks["end"]
+    wall = max(1e-9, t1 - t0)
+    per_worker = [p["cpu"].get("end", 0) - p["cpu"].get("go", p["cpu"].get("end", 0)) for p in res]
+    gen = sum(per_worker) + (own1 - own0)
+    server = s1.cpu_s - s0.cpu_s
+    busy = (m1[0] - m0[0]) / max(1e-9, m1[1] - m0[1])
+    return {
+        "wall_s": round(wall, 2),
+        "server_s": round(server, 2),
+        "server_cores": round(server / wall, 2),
+        "generator_s": round(gen, 2),
+        "generator_cores": round(gen / wall, 2),
+        "generator_busiest_process": round(max(per_worker, default=0) / wall, 2),
+        "machine_busy": round(busy, 2),
+        # Whatever else ran meanwhile (other processes on the machine): noise to know of.
+        "other_cores": round(max(0.0, busy * (os.cpu_count() or 1) - (server + gen) / wall), 2),
+    }
+
+
+def outbox_messages(opts: argparse.Namespace) -> int:
+    """How many benchmark messages fill webchat's outbox: events or bytes, whichever first."""
+    limits = {"--outbox-max-events": OUTBOX_EVENTS, "--outbox-max-bytes": OUTBOX_BYTES}
+    args = list(opts.server_arg)
+    for i, arg in enumerate(args):
+        name, _, value = arg.partition("=")
+        if name in limits:
+            with contextlib.suppress(ValueError, IndexError):
+                limits[name] = int(value or args[i + 1])
+    per_message = opts.size + JSON_OVERHEAD
+    return min(limits["--outbox-max-events"], limits["--outbox-max-bytes"] // per_message)
+
+
+def stall_report(res: list[dict[str, Any]], first_send: int, outbox: int) -> list[dict[str, Any]]:
+    """When a stalled client was dropped, against when its outbox must have been full.
+
+    It took messages until its kernel buffers filled (what we read from it at the end);
+    the server's outbox holds ``outbox`` more. So the outbox was full when the others had
+    received absorbed + outbox messages: one listener's arrival times give that moment.
+    """
+    leaves: dict[str, tuple[int, str]] = {}
+    for p in res:
+        for nick, (t, why) in p["leaves"].items():
+            if nick not in leaves or t < leaves[nick][0]:
+                leaves[nick] = (t, why)
+    timeline: list[tuple[int, int]] = next((p["timeline"] for p in res if p["timeline"]), [])
+    out = []
+    for p in res:
+        for s in p["stalls"]:
+            item = dict(s)
+            if s["nick"] in leaves:
+                t, why = leaves[s["nick"]]
+                item["left_after_s"] = round((t - first_send) / 1e9, 3) if first_send else None
+                item["leave_reason"] = why
+                absorbed = s.get("drained_messages", 0)
+                t_full = time_of(timeline, absorbed + outbox)
+                if t_full is not None and first_send:
+                    item["outbox_full_after_s"] = round((t_full - first_send) / 1e9, 3)
+                    item["cut_after_full_s"] = round((t - t_full) / 1e9, 3)
+            if "state_change_ns" in s and first_send:
+                item["socket_closed_after_s"] = round((s["state_change_ns"] - first_send) / 1e9, 3)
+            item.pop("state_change_ns", None)
+            out.append(item)
+    return out
+
+
+# ----- output ------------------------------------------------------------------------------
+
+
+class Logger:
+    """Progress on stderr, so stdout stays the report (or the JSON)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def __call__(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=sys.stderr, flush=True)
+
+
+def _n(v: Any, unit: str = "") -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.2f}{unit}"
+    if isinstance(v, int):
+        return f"{v:,}{unit}"
+    return f"{v}{unit}"
+
+
+def describe(r: dict[str, Any]) -> str:
+    w = r.get("workload", {})
+    rate = w.get("rate_deliveries_per_s")
+    how = f"offered {rate:,} deliveries/s" if rate else "as fast as possible"
+    return (
+        f"{r['target']}: {w.get('clients')} clients ({w.get('tcp')} TCP, {w.get('ws')} WS),"
+        f" {w.get('senders')} senders x {w.get('messages')} messages x {w.get('size')} B, {how},"
+        f" {w.get('procs')} generator process(es)"
+        + (f", {w.get('stall')} stalled" if w.get("stall") else "")
+    )
+
+
+def human(r: dict[str, Any]) -> str:
+    lines = [describe(r)]
+
+    def row(label: str, text: str) -> None:
+        lines.append(f"  {label:<15}{text}")
+
+    c = r.get("connect")
+    if c:
+        srv = r.get("server", {})
+        row(
+            "connect",
+            f"{c['ok']:,} ok, {c['failed']:,} failed"
+            + (f" {c['errors']}" if c["errors"] else "")
+            + f"; handshake p50 {_n(c['p50_ms'], ' ms')}, max {_n(c['max_ms'], ' ms')};"
+            + f" connect+settle {_n(srv.get('connect_wall_s'), ' s')}"
+            + f" using {_n(srv.get('connect_cpu_s'), ' s')} server CPU",
+        )
+    d = r.get("deliveries")
+    if d:
+        row(
+            "deliveries",
+            f"{d['delivered']:,} of {d['expected']:,} expected ({d['messages_sent']:,} messages"
+            f" sent); missing {d['missing']:,}, duplicates {d['duplicates']:,},"
+            f" reordered {d['reordered']:,}, corrupt lines {d['corrupt_lines']:,}",
+        )
+        if d["unattributed_lines"]:
+            row(
+                "",
+                f"({d['unattributed_lines']:,} of the corrupt lines are a whole payload without"
+                " its nick: merged into the line before)",
+            )
+        if d["echoes_expected"] or d["unexpected_echoes"]:
+            row(
+                "own echoes",
+                f"{d['echoes']:,} of {d['echoes_expected']:,} (not counted as deliveries);"
+                f" unexpected {d['unexpected_echoes']:,}",
+            )
+        for s in d["corrupt_samples"][:3]:
+            row("  e.g.", repr(s)[:110])
+    t = r.get("throughput")
+    if t:
+        row(
+            "throughput",
+            f"{_n(t['deliveries_per_s'])} deliveries/s over {t['seconds']} s"
+            f" (first send to last receive); {_n(t['messages_per_s_in'])} messages/s sent"
+            + (
+                f"; max send lag {t['max_send_lag_ms']} ms"
+                if r["workload"]["rate_deliveries_per_s"]
+                else ""
+            ),
+        )
+    lat = r.get("latency_ms")
+    if lat and lat["count"]:
+        row(
+            "latency",
+            f"p50 {_n(lat['p50'], ' ms')}  p90 {_n(lat['p90'], ' ms')}  p99 {_n(lat['p99'], ' ms')}"
+            f"  p99.9 {_n(lat['p999'], ' ms')}  max {_n(lat['max'], ' ms')}",
+        )
+    s = r.get("server", {})
+    if s.get("rss_base_kb") is not None:
+        row(
+            "server RSS",
+            f"{_n(s['rss_base_kb'], ' KB')} before clients, {_n(s['rss_idle_kb'], ' KB')} idle"
+            f" ({_n(s['rss_per_conn_kb'], ' KB')} per connection), peak"
+            f" {_n(s['rss_connect_peak_kb'], ' KB')} connecting, {_n(s['rss_load_peak_kb'], ' KB')}"
+            " sending",
+        )
+        row(
+            "server threads",
+            f"{_n(s['threads_base'])} before clients, {_n(s['threads_idle'])} idle, peak"
+            f" {_n(s['threads_load_peak'])} sending",
+        )
+    cpu = r.get("cpu")
+    if cpu:
+        row(
+            "CPU (sending)",
+            f"over {cpu['wall_s']} s: server {cpu['server_cores']} cores, generator"
+            f" {cpu['generator_cores']} cores (busiest process"
+            f" {cpu['generator_busiest_process']:.0%} of a core);"
+            f" machine {cpu['machine_busy']:.0%} busy of {r['machine']['cores']} cores"
+            f" ({cpu.get('other_cores', 0)} cores by other processes)",
+        )
+    co = r.get("cut_off")
+    if co:
+        row("cut off", "none" if not co["clients"] else f"{co['clients']} clients: {co['reasons']}")
+    for st in r.get("stalls", []):
+        row("stalled", stall_line(st))
+    row(
+        "server stop",
+        f"{_n(s.get('stop_s'), ' s')} after SIGTERM"
+        + (" (then SIGKILL)" if s.get("killed_after_sigterm") else "")
+        + f", exit code {s.get('exit_code')}",
+    )
+    for p in s.get("log_problems", [])[:3]:
+        row("server log", p[:120])
+    for note in r.get("notes", []):
+        row("note", note.splitlines()[0][:200] if note else "")
+    verdict = bottleneck_verdict(r)
+    if verdict:
+        row("generator", verdict)
+    return "\n".join(lines)
+
+
+def stall_line(st: dict[str, Any]) -> str:
+    text = f"{st['nick']} ({st['via']}): "
+    if "left_after_s" in st:
+        text += f"dropped from the chat {st['left_after_s']} s after sending began"
+        if "cut_after_full_s" in st:
+            text += (
+                f" (outbox est. full at {st['outbox_full_after_s']} s,"
+                f" so {st['cut_after_full_s']} s later)"
+            )
+        text += f", reason {st.get('leave_reason')!r}"
+    else:
+        text += "never dropped from the chat"
+    if "socket_closed_after_s" in st:
+        text += f"; socket {st.get('state_change')} at {st['socket_closed_after_s']} s"
+    if "end" in st:
+        text += f"; read at the end: {st['end']} after {st.get('drained_bytes', 0):,} bytes"
+    if st.get("last_words"):
+        text += f", last words {st['last_words'][:80]!r}"
+    return text
+
+
+def bottleneck_verdict(r: dict[str, Any]) -> str:
+    cpu = r.get("cpu")
+    if not cpu:
+        return ""
+    busiest = cpu["generator_busiest_process"]
+    if busiest > 0.85:
+        return (
+            f"WARNING: a generator process was {busiest:.0%} busy; it may be the bottleneck"
+            " (try --procs 2)"
+        )
+    if cpu["machine_busy"] > 0.9:
+        return "the machine was saturated: compare server and generator cores above"
+    return f"had headroom (busiest process {busiest:.0%} of a core)"
+
+
+def compare_table(reports: list[dict[str, Any]]) -> str:
+    """Side by side, with each figure's ratio to webchat's."""
+    base = reports[0]
+
+    def get(r: dict[str, Any], path: str) -> Any:
+        cur: Any = r
+        for part in path.split("."):
+            if not isinstance(cur, dict) or part not in cur:
+                return None
+            cur = cur[part]
+        return cur
+
+    rows = [
+        ("deliveries/s", "throughput.deliveries_per_s"),
+        ("delivered", "deliveries.delivered"),
+        ("missing", "deliveries.missing"),
+        ("duplicates", "deliveries.duplicates"),
+        ("reordered", "deliveries.reordered"),
+        ("corrupt lines", "deliveries.corrupt_lines"),
+        ("latency p50 ms", "latency_ms.p50"),
+        ("latency p99 ms", "latency_ms.p99"),
+        ("latency max ms", "latency_ms.max"),
+        ("RSS idle KB", "server.rss_idle_kb"),
+        ("RSS/conn KB", "server.rss_per_conn_kb"),
+        ("threads idle", "server.threads_idle"),
+        ("server cores", "cpu.server_cores"),
+        ("generator cores", "cpu.generator_cores"),
+    ]
+    head = f"{'':<17}" + "".join(f"{r['target']:>22}" for r in reports)
+    out = [describe(base).split(": ", 1)[1], head]
+    for label, path in rows:
+        cells = []
+        b = get(base, path)
+        for r in reports:
+            v = get(r, path)
+            cell = _n(v)
+            if r is not base and isinstance(v, int | float) and isinstance(b, int | float) and b:
+                cell += f" ({v / b:.2f}x)"
+            cells.append(f"{cell:>22}")
+        out.append(f"{label:<17}" + "".join(cells))
+    for r in reports:
+        for note in r.get("notes", []):
+            out.append(f"{r['target']}: {note.splitlines()[0][:200]}")
+    return "\n".join(out)
+
+
+# ----- command line ------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.loadgen",
+        description="Load-test webchat (or a reference server) with many TCP/WebSocket clients.",
+        epilog="See benchmarks/README.md for what each figure means.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--target", choices=TARGETS, default="webchat", help="server to test")
+    p.add_argument("--compare", action="store_true", help="run webchat, seed and miniircd in turn")
+    p.add_argument("--clients", type=int, default=100, help="receiving clients (N)")
+    p.add_argument("--mix", choices=("tcp", "ws", "mixed"), default="tcp", help="transports")
+    p.add_argument("--senders", type=int, default=10, help="clients that also send (S)")
+    p.add_argument("--messages", type=int, default=1000, help="messages per sender (M)")
+    p.add_argument("--size", type=int, default=64, help="message text size in bytes (B)")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=0,
+        help="offered load in deliveries/s (messages/s x (N-1)); 0: as fast as possible",
+    )
+    p.add_argument("--procs", type=int, default=1, help="generator worker processes (K)")
+    p.add_argument("--stall", type=int, default=0, help="extra clients that join and never read")
+    p.add_argument("--stall-rcvbuf", type=int, default=4096, help="SO_RCVBUF of stalled clients")
+    p.add_argument("--timeout", type=float, default=120, help="seconds for a whole run")
+    p.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=0,
+        help="seconds for connecting, then go on with who joined (0: 60%% of --timeout)",
+    )
+    p.add_argument("--drain", type=float, default=5, help="seconds without progress that end a run")
+    p.add_argument("--connect-concurrency", type=int, default=64, help="handshakes in flight")
+    p.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        help="extra webchat flag, as --server-arg=--outbox-max-events=8192 (repeatable)",
+    )
+    p.add_argument(
+        "--keep-limits",
+        action="store_true",
+        help="leave webchat's per-connection rate limit and per-address cap on",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--keep-logs", action="store_true", help="keep the server's log file")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    return p
+
+
+def check(opts: argparse.Namespace, p: argparse.ArgumentParser) -> None:
+    if opts.clients < 2:
+        p.error("--clients must be at least 2")
+    if not 0 <= opts.senders <= opts.clients:
+        p.error("--senders must be between 0 and --clients")
+    if opts.clients > 99_999:
+        p.error("--clients is at most 99999 (five-digit client ids)")
+    try:
+        wire.padding(opts.size)
+    except ValueError as exc:
+        p.error(str(exc))
+    if opts.messages < 1 or opts.messages > 99_999_999:
+        p.error("--messages must be between 1 and 99999999")
+    targets = TARGETS if opts.compare else (opts.target,)
+    if opts.mix != "tcp" and any(t != "webchat" for t in targets):
+        p.error("seed and miniircd speak TCP only: use --mix tcp with them (and with --compare)")
+
+
+def interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    opts = parser.parse_args(argv)
+    check(opts, parser)
+    raise_nofile()
+    # A SIGTERM unwinds like Ctrl-C, so every run's finally stops its server and workers.
+    signal.signal(signal.SIGTERM, interrupted)
+    targets = list(TARGETS) if opts.compare else [opts.target]
+    try:
+        reports = [run_once(opts, t) for t in targets]
+    except KeyboardInterrupt:
+        print("loadgen: interrupted; servers and workers stopped", file=sys.stderr)
+        return 130
+    if opts.json:
+        out: Any = reports if opts.compare else reports[0]
+        print(json.dumps(out, indent=2, default=str))
+    else:
+        print("\n\n".join(human(r) for r in reports))
+        if opts.compare:
+            print("\n" + compare_table(reports))
+    return 0 if all(r.get("phase") == "done" for r in reports) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
