@@ -6,6 +6,7 @@ the transport is not what is under test, the hub and the session writer are.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -163,7 +164,8 @@ def test_welcome_lists_who_is_online_and_goes_only_to_the_joiner(hub):
     welcome = next(e for e in bob.events() if e.type == "welcome")
     assert welcome.nick == "bob"
     assert welcome.text == "2 online: bob, alice. Type /help for commands."
-    users = (welcome.extra or {})["users"]
+    packet = next(p for p in bob.packets if p.event.type == "welcome")
+    users = json.loads(packet.json)["users"]
     assert [(u["nick"], u["via"], u["away"]) for u in users] == [
         ("alice", "tcp", None),
         ("bob", "web", None),
@@ -480,3 +482,17 @@ def test_a_writer_does_not_ping_when_woken_early_by_someone_elses_close(hub):
         hub.close_session(session, "bye")  # wakes every writer, with nothing new for the watcher
         wait_until(lambda: recorder.goodbye is not None)  # noqa: B023 (used at once)
     assert watcher.pings == 0
+
+
+def test_a_big_room_welcome_names_thirty_and_counts_the_rest_but_lists_everyone(hub):
+    for i in range(40):
+        join(hub, f"user{i:02d}", writer=False)
+    _, newcomer = join(hub, "newcomer")
+    wait_until(lambda: [p for p in newcomer.packets if p.event.type == "welcome"])
+    packet = next(p for p in newcomer.packets if p.event.type == "welcome")
+    names = ", ".join(f"user{i:02d}" for i in range(30))
+    assert packet.event.text == (
+        f"41 online: newcomer, {names} and 10 more (/who lists everyone). Type /help for commands."
+    )
+    assert len(json.loads(packet.json)["users"]) == 41
+    assert packet.line.decode().startswith("*** Welcome, newcomer! 41 online: newcomer, user00")

@@ -54,10 +54,10 @@ def test_welcome_names_everyone_online(chat):
     terry, alice = chat.tcp("terry"), chat.ws("alice")
     event = WsClient(chat.url).join("bob")
     assert event["nick"] == "bob"
-    assert [(u["nick"], u["via"]) for u in event["users"]] == [
+    assert [(u["nick"], u["via"]) for u in event["users"]] == [  # in the order they came
+        ("terry", "tcp"),
         ("alice", "web"),
         ("bob", "web"),
-        ("terry", "tcp"),
     ]
     parse_ts(event["ts"])
     assert "id" not in event

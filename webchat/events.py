@@ -121,5 +121,18 @@ def history_packet(event: Event, audience: frozenset[int] | None = None) -> Pack
     return Packet(event, line, body, audience, 0)
 
 
+def welcome_packet(event: Event, users_json: bytes) -> Packet:
+    """The welcome, with its ``users`` list spliced in as ready-made JSON."""
+    body = encode_json(event)
+    return Packet(event, encode_line(event), body[:-1] + b',"users":' + users_json + b"}", None, 0)
+
+
+def presence_json(nick: str, via: str, away: str | None) -> bytes:
+    """One user as a welcome lists them (idle time is in /who, which is made on demand)."""
+    return json.dumps(
+        {"nick": nick, "via": via, "away": away}, ensure_ascii=False, separators=(",", ":")
+    ).encode()
+
+
 def make_packet(event: Event, audience: frozenset[int] | None = None, tcp_skip: int = 0) -> Packet:
     return Packet(event, encode_line(event), encode_json(event), audience, tcp_skip)

@@ -18,13 +18,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from webchat.events import SEQUENCED, Event, Packet, history_packet, make_packet, utc_now
+from webchat.events import (
+    SEQUENCED,
+    Event,
+    Packet,
+    history_packet,
+    make_packet,
+    presence_json,
+    utc_now,
+    welcome_packet,
+)
 from webchat.limits import TokenBucket
 from webchat.session import Session, Transport
 from webchat.store import GroupCommitter, Store, StoredEvent
 from webchat.text import NickError, check_nick, nick_key
 
 log = logging.getLogger(__name__)
+
+# Names a welcome spells out; beyond that it gives a count (a room of 5,000 is one line).
+WELCOME_NAMES = 30
 
 
 @dataclass(frozen=True)
@@ -79,7 +91,6 @@ class Hub:
         self.limits = limits or HubLimits()
         self.store = store if store is not None else Store(":memory:")
         self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
         self._capacity = self.limits.outbox_max_events
         self._ring: list[Packet | None] = [None] * self._capacity
         self._head = 0
@@ -130,21 +141,31 @@ class Hub:
             session.cursor_bytes = self._bytes_total
             seam = self._released_id  # everything up to here is in the log, the rest comes live
             self._sessions[session.id] = session
+            session.presence_json = presence_json(nick, session.via, None)
             self._by_key[key] = session
-            users = [p.as_dict() for p in self._presence_locked()]
-            others = [u["nick"] for u in users if u["nick"] != nick]
-            summary = (
-                f"{len(users)} online: {', '.join([nick, *others])}. Type /help for commands."
-                if others
-                else "You are the only one here. Type /help for commands."
-            )
-            self._publish_locked(
-                Event("welcome", nick, summary, extra={"users": users}), frozenset({session.id})
-            )
+            welcome = self._welcome_locked(session)
             self._publish_locked(Event("join", nick, extra={"via": session.via}))
         log.info("%s joined via %s", nick, session.via)
-        session.preamble = self._replay(session, seam, since)
+        session.preamble = [*self._replay(session, seam, since), welcome]
         return session
+
+    def _welcome_locked(self, session: Session) -> Packet:
+        """Who is here, for the newcomer only: built from each session's cached presence.
+
+        It is O(users) bytes per join, so it travels in the joiner's preamble rather than
+        the shared ring, and its list is joined from ready-made JSON, never re-encoded.
+        """
+        count = len(self._sessions)
+        others = [s.nick for s in self._sessions.values() if s is not session]
+        if not others:
+            summary = "You are the only one here. Type /help for commands."
+        else:
+            shown = ", ".join([session.nick, *others[:WELCOME_NAMES]])
+            more = len(others) - WELCOME_NAMES
+            tail = f" and {more} more (/who lists everyone)" if more > 0 else ""
+            summary = f"{count} online: {shown}{tail}. Type /help for commands."
+        users = b"[" + b",".join([s.presence_json for s in self._sessions.values()]) + b"]"
+        return welcome_packet(Event("welcome", session.nick, summary, ts=utc_now()), users)
 
     def _replay(self, session: Session, seam: int, since: int | None) -> list[Packet]:
         """History for a newcomer, read outside the lock: the log is append-only."""
@@ -208,6 +229,7 @@ class Hub:
             old = session.nick
             del self._by_key[session.key]
             session.nick, session.key = nick, key
+            session.presence_json = presence_json(nick, session.via, session.away)
             self._by_key[key] = session
             self._publish_locked(Event("nick", old, extra={"new": nick}))
 
@@ -281,6 +303,7 @@ class Hub:
     def set_away(self, session: Session, reason: str | None) -> None:
         with self._lock:
             session.away = reason
+            session.presence_json = presence_json(session.nick, session.via, reason)
             if reason is None:
                 self._publish_locked(Event("back", session.nick))
             else:
@@ -342,7 +365,8 @@ class Hub:
                 if packet.event.id is not None and packet.event.id > self._released_id:
                     self._released_id = packet.event.id
             self._released += len(packets)
-            self._changed.notify_all()
+            for s in self._sessions.values():
+                s.wake.set()
             if self._room_waiters:
                 self._room.notify_all()
             failed = self.store.error is not None and not self._history_failure_told
@@ -352,11 +376,6 @@ class Hub:
                     Event("system", text=f"{self.store.error}; the chat goes on without it"),
                     hold=False,  # this is the committer's own thread: it must never wait
                 )
-
-    def poke(self) -> None:
-        """Wake every writer: one of them has control frames to send."""
-        with self._lock:
-            self._changed.notify_all()
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything published so far has been delivered to the ring."""
@@ -422,27 +441,27 @@ class Hub:
         Returns the packets (unfiltered: the session decides what is its own) and
         whether the session is closing.
         """
-        with self._changed:
-            if session.cursor == self._head and not session.closing:
-                self._changed.wait(timeout)
-            start, end = session.cursor, self._head
-            if end - start > self._capacity:
-                self._close_locked(
-                    session, f"too slow: more than {self._capacity} events waiting", 1008
-                )
-                return [], True
-            session.cursor = end
-            session.cursor_bytes = self._bytes_total
-            if self._room_waiters:
+        # No lock: the releaser fills a slot before it moves the head, and no slot a
+        # live session still needs is reused (``_make_room_locked``). Each writer has
+        # its own wake-up, so a release does not make every writer queue for one lock.
+        if session.cursor == self._head and not session.closing:
+            session.wake.wait(timeout)
+            session.wake.clear()  # before reading the head: a later release sets it again
+        start, end = session.cursor, self._head
+        if end - start > self._capacity:  # only a closing session is ever overtaken
+            self.close_session(session, f"too slow: more than {self._capacity} events waiting")
+            return [], True
+        session.cursor = end
+        session.cursor_bytes = self._bytes_total
+        if self._room_waiters:
+            with self._lock:
                 self._room.notify_all()
-            if start == end:
-                return [], session.closing
-            first, last = start % self._capacity, end % self._capacity
-            if first < last:
-                chunk = self._ring[first:last]
-            else:
-                chunk = self._ring[first:] + self._ring[:last]
-            return chunk, session.closing  # type: ignore[return-value]
+        if start == end:
+            return [], session.closing
+        first, last = start % self._capacity, end % self._capacity
+        ring = self._ring
+        chunk = ring[first:last] if first < last else ring[first:] + ring[:last]
+        return chunk, session.closing  # type: ignore[return-value]
 
     def close_session(self, session: Session, reason: str, code: int = 1000) -> None:
         with self._lock:
@@ -455,7 +474,7 @@ class Hub:
         session.closing_since = time.monotonic()
         session.close_reason = reason
         session.close_code = code
-        self._changed.notify_all()
+        session.wake.set()
 
     # ----- housekeeping -----------------------------------------------------------
 

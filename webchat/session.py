@@ -74,6 +74,9 @@ class Session:
         self.close_code = 1000
         # History to send before anything live; set by the hub when it admits the session.
         self.preamble: list[Packet] = []
+        # Set when there is something for the writer: new packets, a close, a control frame.
+        self.wake = threading.Event()
+        self.presence_json = b""  # this user in a welcome's list; the hub keeps it current
         self.writer_done = threading.Event()
         self._writer: threading.Thread | None = None
 
@@ -109,7 +112,9 @@ class Session:
         next_keepalive = None if interval is None else time.monotonic() + interval
         try:
             if self.preamble:
+                self.sending = True
                 transport.send_packets(self.preamble)
+                self.sending = False
                 self.preamble = []
             while True:
                 wait = None

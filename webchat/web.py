@@ -149,7 +149,7 @@ def websocket(ws: Any) -> None:
     address = request.remote_addr or "unknown"
     limiter = runtime.addresses
     transport = WsTransport(ws.sock, settings.ping_interval)
-    reader = FrameReader(ws, transport, settings.max_frame_bytes, hub.poke)
+    reader = FrameReader(ws, transport, settings.max_frame_bytes)
     ws.connected = False  # flask-sock must not send a close of its own when we return
     try:
         if not limiter.acquire(address):
@@ -177,6 +177,7 @@ def _serve(reader: FrameReader, transport: WsTransport, settings: Settings, hub:
     if session is None:
         return
     reader.direct = False  # from now on the session's writer sends everything
+    reader.wake_writer = session.wake.set
     session.start_writer()
     reason = "connection closed"
     try:

@@ -140,13 +140,12 @@ class FrameReader:
         ws: Any,
         transport: WsTransport,
         max_message_bytes: int,
-        wake_writer: Callable[[], None],
     ) -> None:
         self.conn = ws.ws  # the wsproto connection simple-websocket made for the handshake
         self.sock: socket.socket = ws.sock
         self.transport = transport
         self.max_message_bytes = max_message_bytes
-        self.wake_writer = wake_writer
+        self.wake_writer: Callable[[], None] = lambda: None  # the session's, once joined
         self.direct = True  # before the join the request thread writes control frames itself
         self._parts: list[str | bytes] = []
         self._size = 0
