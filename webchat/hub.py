@@ -445,8 +445,7 @@ class Hub:
         # live session still needs is reused (``_make_room_locked``). Each writer has
         # its own wake-up, so a release does not make every writer queue for one lock.
         if session.cursor == self._head and not session.closing:
-            session.wake.wait(timeout)
-            session.wake.clear()  # before reading the head: a later release sets it again
+            session.wake.wait(timeout)  # consumes the ring: a later release rings again
         start, end = session.cursor, self._head
         if end - start > self._capacity:  # only a closing session is ever overtaken
             self.close_session(session, f"too slow: more than {self._capacity} events waiting")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -36,6 +37,26 @@ class Transport(Protocol):
 
     def abort(self) -> None:
         """Cut the connection now; safe from any thread, wakes a blocked reader and writer."""
+
+
+class Wakeup:
+    """A one-slot doorbell for one writer, on a bare lock: set() by anyone, wait() by the writer.
+
+    threading.Event is a Condition in Python; with a thousand writers woken for each
+    event, a lock held while "rung" (released by set, taken back by wait) is cheaper.
+    """
+
+    def __init__(self) -> None:
+        self._bell = threading.Lock()
+        self._bell.acquire()  # not rung
+
+    def set(self) -> None:
+        with contextlib.suppress(RuntimeError):  # already rung: one ring is enough
+            self._bell.release()
+
+    def wait(self, timeout: float | None) -> bool:
+        """Wait for a ring and consume it; False when the timeout passed first."""
+        return self._bell.acquire(timeout=-1 if timeout is None else max(0.0, timeout))
 
 
 class Session:
@@ -75,7 +96,7 @@ class Session:
         # History to send before anything live; set by the hub when it admits the session.
         self.preamble: list[Packet] = []
         # Set when there is something for the writer: new packets, a close, a control frame.
-        self.wake = threading.Event()
+        self.wake = Wakeup()
         self.presence_json = b""  # this user in a welcome's list; the hub keeps it current
         self.writer_done = threading.Event()
         self._writer: threading.Thread | None = None
