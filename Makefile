@@ -33,5 +33,10 @@ lint: $(STAMP)
 test: $(STAMP) system-deps lint
 	$(BIN)/pytest
 
+## bench: the TCP fan-out scenario of benchmarks/README.md (the others are listed there)
+bench: $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	$(BIN)/python -m benchmarks.loadgen --clients 100 --senders 10 --messages 2000 --size 64
+
 clean:
 	rm -rf $(VENV) build dist artifacts .pytest_cache .mypy_cache .ruff_cache
