@@ -106,3 +106,16 @@ def test_an_unwritable_history_location_is_no_crash_and_everyone_is_told(tmp_pat
         assert bob.expect("error")["code"] == "history_off"
     finally:
         assert server.stop() == 0
+
+
+def test_a_log_that_never_opened_is_announced_once_per_newcomer(tmp_path: Path) -> None:
+    server, _, tcp_port = start("/proc/webchat-history.sqlite3")
+    try:
+        first = TcpClient(tcp_port)
+        first.read_exact(b"Enter your nickname: ")
+        first.line("first")
+        first.line("/who")  # something after the join, to read past any second notice
+        lines = first.read_until(lambda line: line.startswith("*** 1 online"))
+        assert len([line for line in lines if "history is off" in line]) == 1, lines
+    finally:
+        assert server.stop() == 0

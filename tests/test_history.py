@@ -138,19 +138,35 @@ def test_resume_with_since_gets_exactly_what_was_missed_then_live(make_chat):
     assert again.expect("message")["text"] == "now"
 
 
-def test_resume_includes_missed_private_messages_only_for_their_parties(make_chat):
+def test_private_messages_are_not_replayed_on_resume_either(make_chat):
+    # A nick is no proof of identity: whoever takes "bob" after he left must not read
+    # his private messages from the log.
     chat = make_chat(rate_per_second=0)
     bob, _ = join_ws(chat, "bob")
     alice = chat.ws("alice")
-    alice.say("/msg bob psst")
+    alice.say("/msg bob my secret")
     got = bob.expect("private")
-    since = got["id"] - 1  # as if bob had dropped just before it
     bob.close()
     wait_until(lambda: chat.runtime.hub.find("bob") is None)
-    _, replay = join_ws(chat, "bob", since=since)
-    assert [e["text"] for e in replay if e["type"] == "private"] == ["psst"]
-    _, stranger = join_ws(chat, "eve", since=since)
-    assert not [e for e in stranger if e["type"] == "private"]
+    _, replay = join_ws(chat, "bob", since=got["id"] - 1)
+    assert not [e for e in replay if "secret" in json.dumps(e)]
+    _, replay = join_ws(chat, "mallory", since=0)
+    assert not [e for e in replay if "secret" in json.dumps(e)]
+
+
+def test_resume_is_capped_and_a_longer_absence_says_so(make_chat):
+    chat = make_chat(rate_per_second=0, history_replay=5, history_resume_max=20)
+    sent = say_all(chat, "alice", [f"r{i}" for i in range(30)])
+    _, replay = join_ws(chat, "late", since=sent[0]["id"])  # missed 29: more than 20
+    gap = [e for e in replay if e.get("code") == "history_gap"]
+    assert gap and "more than 20" in gap[0]["text"] and "the last 5 events" in gap[0]["text"]
+    assert [e["text"] for e in replay if e.get("history")] == [f"r{i}" for i in range(25, 30)]
+    # Missed exactly 20 (19 messages and late's join): all of them, no notice.
+    _, replay = join_ws(chat, "recent", since=sent[-20]["id"])
+    assert not [e for e in replay if e.get("code") == "history_gap"]
+    assert len([e for e in replay if e.get("history")]) == 20
+    texts = [e["text"] for e in replay if e.get("history") and e["type"] == "message"]
+    assert texts == [f"r{i}" for i in range(11, 30)]
 
 
 def test_since_older_than_retention_says_so_in_a_system_event(make_chat):

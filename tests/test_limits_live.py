@@ -92,6 +92,16 @@ def test_flooding_past_the_refusal_limit_disconnects_with_a_reason(make_chat, ki
         assert code == 1008 and reason.startswith("flooding")
 
 
+def test_a_flood_in_one_paste_still_gets_every_refusal_before_the_goodbye(make_chat):
+    chat = make_chat(rate_per_second=NO_REFILL, rate_burst=2, flood_refusals=3, flood_window=60)
+    flooder = chat.tcp("flooder")
+    flooder.send("".join(f"spam {i}\r\n" for i in range(2 + 3 + 1)))
+    lines = flooder.read_until_closed().decode().splitlines()
+    refusals = [i for i, line in enumerate(lines) if "slow down" in line]
+    assert len(refusals) == 3
+    assert lines[-1].startswith("*** disconnected: flooding")
+
+
 def test_rate_limit_zero_turns_it_off(make_chat):
     chat = make_chat(rate_per_second=0, rate_burst=1)
     observer = chat.ws("observer")

@@ -59,6 +59,7 @@ class ChatRuntime:
                 flood_refusals=settings.flood_refusals,
                 flood_window=settings.flood_window,
                 history_replay=settings.history_replay,
+                history_resume_max=settings.history_resume_max,
             ),
             self.store,
         )

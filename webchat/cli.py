@@ -27,7 +27,7 @@ HELP = {
     "max_frame_bytes": "longest WebSocket frame from a client, in bytes",
     "max_message_chars": "longest message, in characters",
     "max_nick_chars": "longest nickname, in characters",
-    "nick_timeout": "seconds a TCP client has to give a nickname",
+    "nick_timeout": "seconds to give a nickname (TCP) or to join (WebSocket)",
     "outbox_max_events": "events a client may lag behind before it is cut off as too slow",
     "outbox_max_bytes": "bytes a client may lag behind before it is cut off as too slow",
     "close_grace": "seconds a closing connection gets to flush its last words",
@@ -40,6 +40,7 @@ HELP = {
     "history_db": "SQLite file for history (default: webchat.sqlite3 in the instance folder; "
     ":memory: for none on disk)",
     "history_replay": "events replayed to a newcomer (0: none)",
+    "history_resume_max": "most missed events a reconnecting page is sent",
     "history_max_events": "events the history keeps (0: no limit)",
     "history_max_days": "days the history keeps events (0: no limit)",
     "allowed_origins": "comma-separated extra origins allowed to open /ws",
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         flag = "--" + f.name.replace("_", "-")
         env = ENV_PREFIX + f.name.upper()
         default = f.default if f.default is not dataclasses.MISSING else "none"
+        if default is None:
+            default = "auto"
         parser.add_argument(
             flag,
             dest=f.name,

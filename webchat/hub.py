@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 # Names a welcome spells out; beyond that it gives a count (a room of 5,000 is one line).
 WELCOME_NAMES = 30
+# Seconds a closing writer waits between looks for the events it is still owed.
+CLOSING_POLL = 0.05
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class HubLimits:
     flood_refusals: int = 20
     flood_window: float = 10.0
     history_replay: int = 50
+    history_resume_max: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +110,9 @@ class Hub:
         self._released = 0
         # The highest event id in the ring: the seam between replay and live delivery.
         self._released_id = self._next_event_id - 1
-        self._history_failure_told = False
+        # A log that never opened is told to each newcomer at join; only a failure
+        # during the run is news for everyone.
+        self._history_failure_told = self.store.error is not None
         self._committer: GroupCommitter[Pending] = GroupCommitter(
             self.store, self._release, _stored
         )
@@ -174,20 +179,27 @@ class Hub:
             return [self._notice(f"{store.error}; the chat goes on without it")]
         notes: list[Packet] = []
         events: list[Event] | None = None
-        if since is not None and since <= seam:
-            events = store.since(since, up_to=seam, viewer_key=session.key)
-        if since is not None and events is None:
-            # Pruned past it, or an id this log never had (a restart that lost the log).
-            oldest = "the log no longer holds it" if since < seam else "the log never had it"
+        why = ""
+        if since is not None:
+            # Private messages are never replayed, not even on resume: a nick is no proof
+            # of identity, and whoever takes a nick later must not read its mail.
+            if since <= seam:
+                events = store.since(since, up_to=seam, viewer_key=None)
+            resume_max = self.limits.history_resume_max
+            if events is None:  # pruned past it, or an id this log never had
+                why = "the log no longer holds it" if since < seam else "the log never had it"
+            elif len(events) > resume_max:
+                events, why = None, f"you missed more than {resume_max} events"
+        if events is None:
+            events = store.recent(count, up_to=seam) if count > 0 else []
+        if why:
             notes.append(
                 self._notice(
-                    f"history after #{since} is not available ({oldest}); "
-                    f"here are the last {count} events",
+                    f"history after #{since} is not available ({why}); "
+                    f"here are the last {len(events)} events",
                     code="history_gap",
                 )
             )
-        if events is None:
-            events = store.recent(count, up_to=seam) if count > 0 else []
         if events:
             plural = "s" if len(events) != 1 else ""
             notes.append(
@@ -444,23 +456,30 @@ class Hub:
         # No lock: the releaser fills a slot before it moves the head, and no slot a
         # live session still needs is reused (``_make_room_locked``). Each writer has
         # its own wake-up, so a release does not make every writer queue for one lock.
-        if session.cursor == self._head and not session.closing:
-            session.wake.wait(timeout)  # consumes the ring: a later release rings again
-        start, end = session.cursor, self._head
+        closing = session.closing
+        end = min(self._head, session.close_seq) if closing else self._head
+        done = closing and self._head >= session.close_seq
+        if session.cursor >= end and not done:
+            # A closing session waits only for its last few events to leave the log.
+            session.wake.wait(CLOSING_POLL if closing else timeout)
+            closing = session.closing
+            end = min(self._head, session.close_seq) if closing else self._head
+            done = closing and self._head >= session.close_seq
+        start = session.cursor
         if end - start > self._capacity:  # only a closing session is ever overtaken
             self.close_session(session, f"too slow: more than {self._capacity} events waiting")
             return [], True
+        if start >= end:
+            return [], done
         session.cursor = end
         session.cursor_bytes = self._bytes_total
         if self._room_waiters:
             with self._lock:
                 self._room.notify_all()
-        if start == end:
-            return [], session.closing
         first, last = start % self._capacity, end % self._capacity
         ring = self._ring
         chunk = ring[first:last] if first < last else ring[first:] + ring[:last]
-        return chunk, session.closing  # type: ignore[return-value]
+        return chunk, done  # type: ignore[return-value]
 
     def close_session(self, session: Session, reason: str, code: int = 1000) -> None:
         with self._lock:
@@ -473,6 +492,9 @@ class Hub:
         session.closing_since = time.monotonic()
         session.close_reason = reason
         session.close_code = code
+        # What was published before the close is still owed to it (errors that explain
+        # the close, above all); what comes after is not.
+        session.close_seq = self._submitted
         session.wake.set()
 
     # ----- housekeeping -----------------------------------------------------------

@@ -93,6 +93,7 @@ class Session:
         self.closing_since = 0.0
         self.close_reason = ""
         self.close_code = 1000
+        self.close_seq = 0  # events published before the close: the last ones it is sent
         # History to send before anything live; set by the hub when it admits the session.
         self.preamble: list[Packet] = []
         # Set when there is something for the writer: new packets, a close, a control frame.

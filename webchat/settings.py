@@ -59,6 +59,9 @@ class Settings:
     history_db: str = ""
     # Public events replayed to a newcomer; 0 turns replay off.
     history_replay: int = 50
+    # Most events a reconnecting client (join with "since") is sent; more missed than
+    # this and it gets a history_gap notice and the last history_replay events instead.
+    history_resume_max: int = 1000
     # Retention: the log keeps at most this many events (0: no count limit) and none
     # older than this many days (0: no age limit). Enforced while the chat runs.
     history_max_events: int = 100_000
