@@ -496,3 +496,27 @@ def test_a_big_room_welcome_names_thirty_and_counts_the_rest_but_lists_everyone(
     )
     assert len(json.loads(packet.json)["users"]) == 41
     assert packet.line.decode().startswith("*** Welcome, newcomer! 41 online: newcomer, user00")
+
+
+def test_a_small_ring_that_wraps_many_times_loses_and_repeats_nothing(make_hub):
+    # A ring of 16 and 2,400 events: every slot is reused 150 times while writers
+    # race the publishers for the CPU. Each receiver must still get each event once.
+    hub = make_hub(outbox_max_events=16, close_grace=30)
+    recorders = [join(hub, f"r{i}")[1] for i in range(6)]
+
+    def publish(k: int) -> None:
+        for i in range(600):
+            hub.publish("message", f"p{k}", f"p{k}-{i}")
+
+    publishers = [threading.Thread(target=publish, args=(k,)) for k in range(4)]
+    for thread in publishers:
+        thread.start()
+    for thread in publishers:
+        thread.join(60)
+    assert hub.flush()
+    wait_until(lambda: all(len(r.texts()) >= 2400 for r in recorders), 30, "every delivery")
+    first = recorders[0].texts()
+    assert len(first) == len(set(first)) == 2400
+    for recorder in recorders:
+        assert recorder.texts() == first
+        assert recorder.goodbye is None

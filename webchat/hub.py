@@ -471,14 +471,19 @@ class Hub:
             return [], True
         if start >= end:
             return [], done
+        # Copy first, move the cursor after: until the cursor moves, the slots from
+        # `start` on are kept for this session, so the copy cannot see a reused slot.
+        first, last = start % self._capacity, end % self._capacity
+        ring = self._ring
+        chunk = ring[first:last] if first < last else ring[first:] + ring[:last]
+        if self._head - start > self._capacity:  # a closing session is not waited for
+            self.close_session(session, f"too slow: more than {self._capacity} events waiting")
+            return [], True
         session.cursor = end
         session.cursor_bytes = self._bytes_total
         if self._room_waiters:
             with self._lock:
                 self._room.notify_all()
-        first, last = start % self._capacity, end % self._capacity
-        ring = self._ring
-        chunk = ring[first:last] if first < last else ring[first:] + ring[:last]
         return chunk, done  # type: ignore[return-value]
 
     def close_session(self, session: Session, reason: str, code: int = 1000) -> None:
