@@ -377,8 +377,7 @@ class Hub:
                 if packet.event.id is not None and packet.event.id > self._released_id:
                     self._released_id = packet.event.id
             self._released += len(packets)
-            for s in self._sessions.values():
-                s.wake.set()
+            sessions = list(self._sessions.values())
             if self._room_waiters:
                 self._room.notify_all()
             failed = self.store.error is not None and not self._history_failure_told
@@ -388,6 +387,11 @@ class Hub:
                     Event("system", text=f"{self.store.error}; the chat goes on without it"),
                     hold=False,  # this is the committer's own thread: it must never wait
                 )
+        # Fan out from here where a socket takes the bytes at once (the common case);
+        # only the rest wake their writer threads. Never blocks: see Session.send_direct.
+        for s in sessions:
+            if not s.send_direct():
+                s.wake.set()
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything published so far has been delivered to the ring."""
@@ -448,23 +452,32 @@ class Hub:
     # ----- delivery ---------------------------------------------------------------
 
     def take(self, session: Session, timeout: float | None) -> tuple[list[Packet], bool]:
-        """Block until there is something for this session's writer, then hand over all of it.
+        """Wait for something for this session (at most ``timeout``), then hand over all of it.
 
         Returns the packets (unfiltered: the session decides what is its own) and
-        whether the session is closing.
+        whether the session is closing and has been handed everything it is owed.
         """
-        # No lock: the releaser fills a slot before it moves the head, and no slot a
-        # live session still needs is reused (``_make_room_locked``). Each writer has
-        # its own wake-up, so a release does not make every writer queue for one lock.
+        self.wait_for(session, timeout)
+        return self.take_now(session)
+
+    def wait_for(self, session: Session, timeout: float | None) -> None:
+        """Sleep on the session's doorbell unless something is already there for it."""
         closing = session.closing
         end = min(self._head, session.close_seq) if closing else self._head
         done = closing and self._head >= session.close_seq
-        if session.cursor >= end and not done:
+        if session.cursor >= end and not done and not session.pending:
             # A closing session waits only for its last few events to leave the log.
             session.wake.wait(CLOSING_POLL if closing else timeout)
-            closing = session.closing
-            end = min(self._head, session.close_seq) if closing else self._head
-            done = closing and self._head >= session.close_seq
+
+    def take_now(self, session: Session) -> tuple[list[Packet], bool]:
+        """Everything between the session's cursor and the head; called with its write lock.
+
+        No hub lock: the releaser fills a slot before it moves the head, and no slot a
+        live session still needs is reused (``_make_room_locked``).
+        """
+        closing = session.closing
+        end = min(self._head, session.close_seq) if closing else self._head
+        done = closing and self._head >= session.close_seq
         start = session.cursor
         if end - start > self._capacity:  # only a closing session is ever overtaken
             self.close_session(session, f"too slow: more than {self._capacity} events waiting")

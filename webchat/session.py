@@ -39,6 +39,19 @@ class Transport(Protocol):
         """Cut the connection now; safe from any thread, wakes a blocked reader and writer."""
 
 
+class DirectTransport(Transport, Protocol):
+    """A transport on a socket, which the hub may also write to without blocking."""
+
+    def frame(self, packets: list[Packet]) -> bytes:
+        """The bytes for these packets (and any control frames owed)."""
+
+    def send_nowait(self, data: bytes) -> int:
+        """Write what the socket takes now; how many bytes that was."""
+
+    def send_raw(self, data: bytes) -> None:
+        """Write all of it, waiting as long as it takes."""
+
+
 class Wakeup:
     """A one-slot doorbell for one writer, on a bare lock: set() by anyone, wait() by the writer.
 
@@ -101,6 +114,13 @@ class Session:
         self.presence_json = b""  # this user in a welcome's list; the hub keeps it current
         self.writer_done = threading.Event()
         self._writer: threading.Thread | None = None
+        # Whoever writes to the socket holds this: the writer thread, or the hub's
+        # committer taking the fast path. ``pending`` is the rest of a fast write that
+        # did not fit; it goes out before anything else.
+        self.write_lock = threading.Lock()
+        self.pending = b""
+        self.direct_ready = False  # the preamble is out: live events may go direct
+        self.last_wrote = 0.0
 
     def __repr__(self) -> str:
         return f"<Session {self.id} {self.nick!r} via {self.via}>"
@@ -121,10 +141,60 @@ class Session:
             self.transport.abort()
             self.writer_done.wait(timeout)
 
+    def send_direct(self) -> bool:
+        """Deliver what is new straight from the committer, if it fits without waiting.
+
+        True when nothing is left for the writer thread. At a thousand users, waking a
+        thousand writer threads for each message costs far more than the writes.
+        """
+        transport = self.transport
+        if not self.direct_ready or self.closing or not hasattr(transport, "send_nowait"):
+            return False
+        if not self.write_lock.acquire(blocking=False):
+            return False  # the writer is at it
+        try:
+            if self.pending:
+                return False
+            packets, closing = self.hub.take_now(self)
+            mine = [p for p in packets if self.wants(p)]
+            if mine:
+                direct: DirectTransport = transport  # type: ignore[assignment]
+                data = direct.frame(mine)
+                try:
+                    sent = direct.send_nowait(data)
+                except OSError:
+                    sent = 0  # the writer meets the error itself
+                if sent:
+                    self.last_wrote = time.monotonic()
+                if sent < len(data):
+                    self.pending = data[sent:]
+                    return False
+            return not closing
+        finally:
+            self.write_lock.release()
+
     def wants(self, packet: Packet) -> bool:
         if packet.audience is not None and self.id not in packet.audience:
             return False
         return not (self.via == "tcp" and packet.tcp_skip == self.id)
+
+    def _write_pending(self, transport: Transport) -> bool:
+        """Send the rest of a direct write, then whatever is new; True once closing."""
+        packets, closing = self.hub.take_now(self)
+        pending, self.pending = self.pending, b""
+        mine = [p for p in packets if self.wants(p)]
+        if pending or mine:
+            self.sending = True
+            if pending:
+                direct: DirectTransport = transport  # type: ignore[assignment]
+                direct.send_raw(pending)
+            if mine:
+                transport.send_packets(mine)
+            self.sending = False
+            self.last_wrote = time.monotonic()
+        else:
+            transport.flush_control()
+        return closing
 
     def _write_loop(self) -> None:
         transport = self.transport
@@ -133,35 +203,34 @@ class Session:
         # does not mean "idle": keepalives go by the clock.
         next_keepalive = None if interval is None else time.monotonic() + interval
         try:
-            if self.preamble:
-                self.sending = True
-                transport.send_packets(self.preamble)
-                self.sending = False
-                self.preamble = []
+            with self.write_lock:
+                if self.preamble:
+                    self.sending = True
+                    transport.send_packets(self.preamble)
+                    self.sending = False
+                    self.preamble = []
+                self.direct_ready = True
             while True:
                 wait = None
                 if next_keepalive is not None:
                     wait = max(0.0, next_keepalive - time.monotonic())
-                packets, closing = self.hub.take(self, wait)
-                mine = [p for p in packets if self.wants(p)]
-                if not mine:
-                    transport.flush_control()
-                if mine:
-                    self.sending = True
-                    transport.send_packets(mine)
-                    self.sending = False
+                self.hub.wait_for(self, wait)
+                with self.write_lock:
+                    closing = self._write_pending(transport)
                 if next_keepalive is not None and interval is not None and not closing:
                     now = time.monotonic()
-                    if mine:
-                        next_keepalive = now + interval
+                    if self.last_wrote > now - interval:
+                        next_keepalive = self.last_wrote + interval
                     elif now >= next_keepalive:
                         next_keepalive = now + interval
-                        reason = transport.keepalive()
+                        with self.write_lock:
+                            reason = transport.keepalive()
                         if reason:
                             self.close(reason, 1008)
                             continue
                 if closing:
-                    transport.send_goodbye(self.close_reason, self.close_code)
+                    with self.write_lock:
+                        transport.send_goodbye(self.close_reason, self.close_code)
                     break
         except OSError as exc:
             log.debug("writer for %r stopped: %s", self, exc)

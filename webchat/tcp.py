@@ -78,11 +78,20 @@ class TcpTransport:
         self.sock = sock
         self._aborted = threading.Event()
 
+    def frame(self, packets: list[Packet]) -> bytes:
+        return packets[0].line if len(packets) == 1 else b"".join([p.line for p in packets])
+
     def send_packets(self, packets: list[Packet]) -> None:
-        if len(packets) == 1:
-            self.sock.sendall(packets[0].line)
-        else:
-            self.sock.sendall(b"".join([p.line for p in packets]))
+        self.sock.sendall(self.frame(packets))
+
+    def send_nowait(self, data: bytes) -> int:
+        try:
+            return self.sock.send(data, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return 0
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
 
     def send_text(self, text: str) -> None:
         self.sock.sendall(f"*** {text}\r\n".encode())

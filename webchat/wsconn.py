@@ -99,12 +99,24 @@ class WsTransport:
         if data:
             self.sock.sendall(data)
 
-    def send_packets(self, packets: list[Packet]) -> None:
+    def frame(self, packets: list[Packet]) -> bytes:
         if len(packets) == 1:
             payload = packets[0].json
         else:
             payload = b"[" + b",".join([p.json for p in packets]) + b"]"
-        self.sock.sendall(self._take_control() + frame(OP_TEXT, payload))
+        return self._take_control() + frame(OP_TEXT, payload)
+
+    def send_packets(self, packets: list[Packet]) -> None:
+        self.sock.sendall(self.frame(packets))
+
+    def send_nowait(self, data: bytes) -> int:
+        try:
+            return self.sock.send(data, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return 0
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
 
     def send_event(self, event: Event) -> None:
         self.sock.sendall(frame(OP_TEXT, encode_json(event)))
