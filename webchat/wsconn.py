@@ -75,6 +75,8 @@ class WsTransport:
     except before the join, when the request thread is the only writer."""
 
     kind = "web"
+    # The last single event framed, shared by every socket (replaced as one tuple).
+    _last_framed: tuple[Packet | None, bytes] = (None, b"")
 
     def __init__(self, sock: socket.socket, ping_interval: float) -> None:
         self.sock = sock
@@ -90,6 +92,8 @@ class WsTransport:
             self._control.append(data)
 
     def _take_control(self) -> bytes:
+        if not self._control:  # the usual case, and no lock to take for it
+            return b""
         with self._control_lock:
             data, self._control = b"".join(self._control), []
         return data
@@ -101,9 +105,13 @@ class WsTransport:
 
     def frame(self, packets: list[Packet]) -> bytes:
         if len(packets) == 1:
-            payload = packets[0].json
-        else:
-            payload = b"[" + b",".join([p.json for p in packets]) + b"]"
+            # One event fanned out to every browser in turn: frame it once, not per socket.
+            packet, framed = WsTransport._last_framed
+            if packet is not packets[0]:
+                packet, framed = packets[0], frame(OP_TEXT, packets[0].json)
+                WsTransport._last_framed = (packet, framed)
+            return self._take_control() + framed
+        payload = b"[" + b",".join([p.json for p in packets]) + b"]"
         return self._take_control() + frame(OP_TEXT, payload)
 
     def send_packets(self, packets: list[Packet]) -> None:
