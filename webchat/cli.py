@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from webchat import create_app
 from webchat.settings import ENV_PREFIX, Settings, parse_value
@@ -45,6 +45,12 @@ HELP = {
     "history_max_days": "days the history keeps events (0: no limit)",
     "allowed_origins": "comma-separated extra origins allowed to open /ws",
 }
+
+
+class SmallBufferRequestHandler(WSGIRequestHandler):
+    """A WebSocket keeps its HTTP request's read buffer for life: keep it small."""
+
+    rbufsize = 2048
 
 
 def value_parser(name: str, type_name: object) -> Callable[[str], Any]:
@@ -101,7 +107,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         app = create_app(settings)
-        server = make_server(settings.web_host, settings.web_port, app, threaded=True)
+        server = make_server(
+            settings.web_host,
+            settings.web_port,
+            app,
+            threaded=True,
+            request_handler=SmallBufferRequestHandler,
+        )
     except OSError as exc:
         print(f"webchat: cannot listen: {exc}", file=sys.stderr)
         return 1

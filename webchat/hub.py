@@ -389,8 +389,9 @@ class Hub:
                 )
         # Fan out from here where a socket takes the bytes at once (the common case);
         # only the rest wake their writer threads. Never blocks: see Session.send_direct.
+        now = time.monotonic()
         for s in sessions:
-            if not s.send_direct():
+            if not s.send_direct(now):
                 s.wake.set()
 
     def flush(self, timeout: float = 10.0) -> bool:

@@ -120,6 +120,7 @@ class Session:
         self.write_lock = threading.Lock()
         self.pending = b""
         self.direct_ready = False  # the preamble is out: live events may go direct
+        self._direct = hasattr(transport, "send_nowait")
         self.last_wrote = 0.0
 
     def __repr__(self) -> str:
@@ -141,14 +142,13 @@ class Session:
             self.transport.abort()
             self.writer_done.wait(timeout)
 
-    def send_direct(self) -> bool:
+    def send_direct(self, now: float) -> bool:
         """Deliver what is new straight from the committer, if it fits without waiting.
 
         True when nothing is left for the writer thread. At a thousand users, waking a
         thousand writer threads for each message costs far more than the writes.
         """
-        transport = self.transport
-        if not self.direct_ready or self.closing or not hasattr(transport, "send_nowait"):
+        if not self.direct_ready or self.closing or not self._direct:
             return False
         if not self.write_lock.acquire(blocking=False):
             return False  # the writer is at it
@@ -158,14 +158,14 @@ class Session:
             packets, closing = self.hub.take_now(self)
             mine = [p for p in packets if self.wants(p)]
             if mine:
-                direct: DirectTransport = transport  # type: ignore[assignment]
+                direct: DirectTransport = self.transport  # type: ignore[assignment]
                 data = direct.frame(mine)
                 try:
                     sent = direct.send_nowait(data)
                 except OSError:
                     sent = 0  # the writer meets the error itself
                 if sent:
-                    self.last_wrote = time.monotonic()
+                    self.last_wrote = now
                 if sent < len(data):
                     self.pending = data[sent:]
                     return False
