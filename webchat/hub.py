@@ -1,12 +1,14 @@
 """The hub owns the chat's state: who is here, the order of events, and their delivery.
 
-Fan-out is a shared ring of encoded packets rather than a queue per session:
-publishing appends one packet and wakes the writers; each writer takes everything
-between its cursor and the head in one slice. That keeps publish O(1) whatever the
-number of receivers, gives everyone one order for free, and makes a session's
-"outbox" exactly its lag behind the head, bounded in events and bytes. A session
-that falls further behind than the bounds is disconnected as too slow; nobody
-else waits for it. See docs/DESIGN-NOTES.md.
+Fan-out is a shared ring of encoded packets rather than a queue per session.
+Publishing gives an event its id and hands it to the log's committer; once it is
+committed, the committer appends it to the ring and writes it straight to every
+idle socket that takes it without waiting. A session whose socket is busy or full
+is handed to its own writer thread, which takes everything between its cursor and
+the head in one slice. Publishing stays cheap whatever the number of receivers,
+everyone gets one order for free, and a session's "outbox" is exactly its lag
+behind the head, bounded in events and bytes. A session whose peer stops reading
+is disconnected as too slow; nobody else waits for it. See docs/DESIGN-NOTES.md.
 """
 
 from __future__ import annotations
