@@ -520,3 +520,13 @@ def test_a_small_ring_that_wraps_many_times_loses_and_repeats_nothing(make_hub):
     for recorder in recorders:
         assert recorder.texts() == first
         assert recorder.goodbye is None
+
+
+def test_hub_limits_take_every_field_of_the_same_name_from_the_settings():
+    from webchat.settings import Settings
+
+    settings = Settings(max_nick_chars=7, rate_burst=3, history_resume_max=9, close_grace=0.5)
+    limits = HubLimits.from_settings(settings)
+    assert (limits.max_nick_chars, limits.rate_burst) == (7, 3)
+    assert (limits.history_resume_max, limits.close_grace) == (9, 0.5)
+    assert limits.reap_interval == HubLimits().reap_interval  # not a setting: its default

@@ -47,22 +47,7 @@ class ChatRuntime:
             retention_events=settings.history_max_events,
             retention_seconds=settings.history_max_days * 86400,
         )
-        self.hub = Hub(
-            HubLimits(
-                max_nick_chars=settings.max_nick_chars,
-                max_message_chars=settings.max_message_chars,
-                outbox_max_events=settings.outbox_max_events,
-                outbox_max_bytes=settings.outbox_max_bytes,
-                close_grace=settings.close_grace,
-                rate_per_second=settings.rate_per_second,
-                rate_burst=settings.rate_burst,
-                flood_refusals=settings.flood_refusals,
-                flood_window=settings.flood_window,
-                history_replay=settings.history_replay,
-                history_resume_max=settings.history_resume_max,
-            ),
-            self.store,
-        )
+        self.hub = Hub(HubLimits.from_settings(settings), self.store)
         self.tcp: ChatTCPServer | None = None
         # Shared by both transports: the per-address limit counts TCP and WebSocket together.
         self.addresses = AddressLimiter(settings.max_connections_per_ip)

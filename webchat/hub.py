@@ -13,6 +13,7 @@ is disconnected as too slow; nobody else waits for it. See docs/DESIGN-NOTES.md.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -57,6 +58,12 @@ class HubLimits:
     flood_window: float = 10.0
     history_replay: int = 50
     history_resume_max: int = 1000
+
+    @classmethod
+    def from_settings(cls, settings: object) -> HubLimits:
+        """The hub's share of the server settings: every field of the same name."""
+        names = [f.name for f in dataclasses.fields(cls) if hasattr(settings, f.name)]
+        return cls(**{name: getattr(settings, name) for name in names})
 
 
 @dataclass(frozen=True, slots=True)

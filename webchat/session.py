@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
+import socket
 import threading
 import time
 from typing import TYPE_CHECKING, Protocol
@@ -39,17 +41,40 @@ class Transport(Protocol):
         """Cut the connection now; safe from any thread, wakes a blocked reader and writer."""
 
 
-class DirectTransport(Transport, Protocol):
-    """A transport on a socket, which the hub may also write to without blocking."""
+class SocketTransport(abc.ABC):
+    """What both real transports share: a socket, written whole or without waiting.
 
+    The hub may write to a SocketTransport directly (Session.send_direct); other
+    transports (the tests' recorders) are only ever written by their writer thread.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._aborted = threading.Event()
+
+    @abc.abstractmethod
     def frame(self, packets: list[Packet]) -> bytes:
         """The bytes for these packets (and any control frames owed)."""
 
+    def send_packets(self, packets: list[Packet]) -> None:
+        self.sock.sendall(self.frame(packets))
+
     def send_nowait(self, data: bytes) -> int:
         """Write what the socket takes now; how many bytes that was."""
+        try:
+            return self.sock.send(data, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return 0
 
     def send_raw(self, data: bytes) -> None:
-        """Write all of it, waiting as long as it takes."""
+        self.sock.sendall(data)
+
+    def abort(self) -> None:
+        if self._aborted.is_set():
+            return
+        self._aborted.set()
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
 
 
 class Wakeup:
@@ -120,7 +145,6 @@ class Session:
         self.write_lock = threading.Lock()
         self.pending = b""
         self.direct_ready = False  # the preamble is out: live events may go direct
-        self._direct = hasattr(transport, "send_nowait")
         self.last_wrote = 0.0
 
     def __repr__(self) -> str:
@@ -148,7 +172,8 @@ class Session:
         True when nothing is left for the writer thread. At a thousand users, waking a
         thousand writer threads for each message costs far more than the writes.
         """
-        if not self.direct_ready or self.closing or not self._direct:
+        direct = self.transport
+        if not self.direct_ready or self.closing or not isinstance(direct, SocketTransport):
             return False
         if not self.write_lock.acquire(blocking=False):
             return False  # the writer is at it
@@ -158,7 +183,6 @@ class Session:
             packets, closing = self.hub.take_now(self)
             mine = [p for p in packets if self.wants(p)]
             if mine:
-                direct: DirectTransport = self.transport  # type: ignore[assignment]
                 data = direct.frame(mine)
                 try:
                     sent = direct.send_nowait(data)
@@ -185,9 +209,9 @@ class Session:
         mine = [p for p in packets if self.wants(p)]
         if pending or mine:
             self.sending = True
-            if pending:
-                direct: DirectTransport = transport  # type: ignore[assignment]
-                direct.send_raw(pending)
+            if pending:  # only a SocketTransport is ever left with pending bytes
+                assert isinstance(transport, SocketTransport)
+                transport.send_raw(pending)
             if mine:
                 transport.send_packets(mine)
             self.sending = False

@@ -17,7 +17,7 @@ from webchat.commands import handle_input
 from webchat.events import Packet
 from webchat.hub import Hub
 from webchat.limits import AddressLimiter
-from webchat.session import Session
+from webchat.session import Session, SocketTransport
 from webchat.settings import Settings
 from webchat.text import NickError, clean_text, strip_telnet
 
@@ -68,30 +68,14 @@ class LineReader:
                 return dropped
 
 
-class TcpTransport:
-    """Writes packets as lines; used only by the session's writer thread."""
+class TcpTransport(SocketTransport):
+    """Writes packets as lines (who writes, and when: see SocketTransport)."""
 
     kind = "tcp"
     keepalive_interval: float | None = None
 
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self._aborted = threading.Event()
-
     def frame(self, packets: list[Packet]) -> bytes:
         return packets[0].line if len(packets) == 1 else b"".join([p.line for p in packets])
-
-    def send_packets(self, packets: list[Packet]) -> None:
-        self.sock.sendall(self.frame(packets))
-
-    def send_nowait(self, data: bytes) -> int:
-        try:
-            return self.sock.send(data, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return 0
-
-    def send_raw(self, data: bytes) -> None:
-        self.sock.sendall(data)
 
     def send_text(self, text: str) -> None:
         self.sock.sendall(f"*** {text}\r\n".encode())
@@ -108,13 +92,6 @@ class TcpTransport:
 
     def flush_control(self) -> None:
         return None
-
-    def abort(self) -> None:
-        if self._aborted.is_set():
-            return
-        self._aborted.set()
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
 
 
 class ChatRequestHandler(socketserver.StreamRequestHandler):

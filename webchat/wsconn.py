@@ -10,7 +10,6 @@ that goes out, control frames included, is written by the session's writer threa
 
 from __future__ import annotations
 
-import contextlib
 import select
 import socket
 import struct
@@ -29,6 +28,7 @@ from wsproto.events import (
 from wsproto.utilities import ProtocolError
 
 from webchat.events import Event, Packet, encode_json, utc_now
+from webchat.session import SocketTransport
 
 OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x8, 0x9, 0xA
 
@@ -70,21 +70,21 @@ def close_frame(code: int, reason: str) -> bytes:
     return frame(OP_CLOSE, struct.pack("!H", code) + text)
 
 
-class WsTransport:
-    """The session.Transport for a WebSocket. Only the writer thread calls its send methods,
-    except before the join, when the request thread is the only writer."""
+class WsTransport(SocketTransport):
+    """The session.Transport for a WebSocket (who writes, and when: see SocketTransport).
+
+    Before the join the request thread is its only writer."""
 
     kind = "web"
     # The last single event framed, shared by every socket (replaced as one tuple).
     _last_framed: tuple[Packet | None, bytes] = (None, b"")
 
     def __init__(self, sock: socket.socket, ping_interval: float) -> None:
-        self.sock = sock
+        super().__init__(sock)
         self.keepalive_interval: float | None = ping_interval if ping_interval > 0 else None
         self.pong_received = True
         self._control: list[bytes] = []  # pongs owed to the peer, queued by the reader
         self._control_lock = threading.Lock()
-        self._aborted = threading.Event()
         self.peer_close: int | None = None  # the code of the peer's close frame, once read
 
     def queue_control(self, data: bytes) -> None:
@@ -114,18 +114,6 @@ class WsTransport:
         payload = b"[" + b",".join([p.json for p in packets]) + b"]"
         return self._take_control() + frame(OP_TEXT, payload)
 
-    def send_packets(self, packets: list[Packet]) -> None:
-        self.sock.sendall(self.frame(packets))
-
-    def send_nowait(self, data: bytes) -> int:
-        try:
-            return self.sock.send(data, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return 0
-
-    def send_raw(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
     def send_event(self, event: Event) -> None:
         self.sock.sendall(frame(OP_TEXT, encode_json(event)))
 
@@ -143,13 +131,6 @@ class WsTransport:
             self.sock.sendall(close_frame(self.peer_close, ""))
         else:
             self.sock.sendall(close_frame(code, reason))
-
-    def abort(self) -> None:
-        if self._aborted.is_set():
-            return
-        self._aborted.set()
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
 
 
 class FrameReader:
