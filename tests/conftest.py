@@ -2,77 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
 
-from tests.chatclients import TcpClient, WsClient
-from webchat import ChatRuntime, create_app
-from webchat.settings import Settings
-
-
-@dataclass
-class RunningChat:
-    app: Flask
-    web: BaseWSGIServer
-    runtime: ChatRuntime
-    stop: Callable[[], None]  # stops it early (the fixture stops it anyway)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.web.server_port}"
-
-    @property
-    def tcp_port(self) -> int:
-        port = self.runtime.tcp_port
-        assert port is not None
-        return port
-
-    def tcp(self, nick: str | None = None) -> TcpClient:
-        client = TcpClient(self.tcp_port)
-        if nick is not None:
-            client.join(nick)
-        return client
-
-    def ws(self, nick: str | None = None, headers: dict[str, str] | None = None) -> WsClient:
-        client = WsClient(self.url, headers)
-        if nick is not None:
-            client.join(nick)
-        return client
-
-
-def start_chat(**overrides: Any) -> tuple[RunningChat, Callable[[], None]]:
-    settings = Settings(
-        **{
-            "tcp_host": "127.0.0.1",
-            "tcp_port": 0,
-            "tcp_enabled": True,
-            "history_db": ":memory:",
-            **overrides,
-        }
-    )
-    app = create_app(settings)
-    web = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=web.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-
-    stopped = threading.Event()
-
-    def stop() -> None:
-        if stopped.is_set():
-            return
-        stopped.set()
-        web.shutdown()
-        thread.join()
-        web.server_close()
-        app.extensions["webchat"].close()
-
-    return RunningChat(app, web, app.extensions["webchat"], stop), stop
+from tests.support.chat import RunningChat, start_chat
 
 
 @pytest.fixture

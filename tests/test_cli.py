@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.chatclients import TcpClient
-from tests.processes import ServerProcess
+from tests.support.clients import TcpClient
+from tests.support.processes import ServerProcess
 from webchat.cli import banner, build_parser
 from webchat.settings import Settings
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.chatclients import DEFAULT_TIMEOUT
-from tests.conftest import RunningChat
+from tests.support.chat import RunningChat
+from tests.support.clients import DEFAULT_TIMEOUT
 from webchat.client import (
     EXIT_INTERRUPTED,
     EXIT_LOST,

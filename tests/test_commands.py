@@ -28,8 +28,8 @@ from typing import Any, Protocol
 
 import pytest
 
-from tests.chatclients import TcpClient, WsClient, assert_no_tracebacks, wait_until
-from tests.conftest import RunningChat, start_chat
+from tests.support.chat import RunningChat, start_chat
+from tests.support.clients import TcpClient, WsClient, assert_no_tracebacks, wait_until
 from webchat.commands import COMMANDS, Command
 
 # The event types that belong to the shared order and so carry an id (docs/PROTOCOL.md).

@@ -9,8 +9,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.chatclients import TcpClient, WsClient
-from tests.processes import ServerProcess
+from tests.support.clients import TcpClient, WsClient
+from tests.support.processes import ServerProcess
 
 WEBCHAT = str(Path(sys.executable).parent / "webchat")
 BROWSER = r"Browser:\s+http://localhost:(\d+)/"

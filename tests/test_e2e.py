@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from simple_websocket import ConnectionClosed
 
-from tests.chatclients import RawWsClient, TcpClient, WsClient, assert_no_tracebacks, wait_until
-from tests.conftest import RunningChat
+from tests.support.chat import RunningChat
+from tests.support.clients import RawWsClient, TcpClient, WsClient, assert_no_tracebacks, wait_until
 
 
 @pytest.fixture(autouse=True)

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.support.clients import parse_ts
 from webchat.events import Event, encode_json, encode_line, make_packet, render_line, utc_now
-
-ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-
-
-def parse_ts(ts: str) -> datetime:
-    assert ISO_UTC.match(ts), ts
-    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
 
 
 def test_utc_now_is_iso8601_utc_with_milliseconds():

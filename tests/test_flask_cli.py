@@ -11,8 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.chatclients import TcpClient
-from tests.processes import REPO, ServerProcess
+from tests.support.clients import TcpClient
+from tests.support.processes import REPO, ServerProcess
 
 FLASK = str(Path(sys.executable).parent / "flask")
 LISTENING = r"TCP chat listening on \S+ port (\d+)"

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.chatclients import TcpClient, WsClient, assert_no_tracebacks, wait_until
-from tests.conftest import RunningChat
+from tests.support.chat import RunningChat
+from tests.support.clients import TcpClient, WsClient, assert_no_tracebacks, wait_until
 
 
 @pytest.fixture(autouse=True)

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.chatclients import wait_until
-from tests.test_events import parse_ts
+from tests.support.clients import parse_ts, wait_until
 from webchat.events import Event, Packet
 from webchat.hub import Hub, HubLimits
 from webchat.session import Session

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chatclients import (
+from tests.support.chat import RunningChat
+from tests.support.clients import (
     TcpClient,
     WsClient,
     assert_no_tracebacks,
@@ -12,7 +13,6 @@ from tests.chatclients import (
     wait_until,
     websocket_upgrade_headers,
 )
-from tests.conftest import RunningChat
 
 # A refill so slow that no token comes back while a test runs: the burst is exact.
 NO_REFILL = 0.001

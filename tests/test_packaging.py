@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.chatclients import TcpClient
-from tests.processes import REPO, ServerProcess
+from tests.support.clients import TcpClient
+from tests.support.processes import REPO, ServerProcess
 
 
 @pytest.fixture(scope="module")

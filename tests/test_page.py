@@ -22,8 +22,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from werkzeug.serving import make_server
 
-from tests.chatclients import TcpClient
-from tests.conftest import RunningChat
+from tests.support.chat import RunningChat
+from tests.support.clients import TcpClient
 from webchat import create_app
 from webchat.settings import Settings
 

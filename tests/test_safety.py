@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.chatclients import TcpClient, WsClient
-from tests.conftest import RunningChat, start_chat
+from tests.support.chat import RunningChat, start_chat
+from tests.support.clients import TcpClient, WsClient
 from webchat.text import clean_text, strip_telnet
 
 BIDI_CONTROLS = {chr(c) for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]}

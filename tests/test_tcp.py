@@ -9,7 +9,7 @@ import unicodedata
 
 import pytest
 
-from tests.chatclients import TcpClient, assert_no_tracebacks, wait_until
+from tests.support.clients import TcpClient, assert_no_tracebacks, wait_until
 
 PROMPT = b"Enter your nickname: "
 

@@ -7,15 +7,15 @@ import json
 import pytest
 import simple_websocket
 
-from tests.chatclients import (
+from tests.support.clients import (
     RawWsClient,
     WsClient,
     assert_no_tracebacks,
     http_request,
+    parse_ts,
     wait_until,
     websocket_upgrade_headers,
 )
-from tests.test_events import parse_ts
 from webchat.web import origin_allowed, own_origins
 
 

@@ -7,12 +7,14 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import struct
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from simple_websocket import Client, ConnectionClosed
@@ -415,3 +417,12 @@ class RawWsClient:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
+
+
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def parse_ts(ts: str) -> datetime:
+    """A protocol timestamp as a datetime, after checking it has the promised shape."""
+    assert ISO_UTC.match(ts), ts
+    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
