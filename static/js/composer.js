@@ -1,8 +1,8 @@
 // The message box: sending, ↑/↓ through what was sent, Tab completion of nicks,
 // rooms and commands.
 
-export const COMMANDS = ["away", "back", "help", "history", "me", "msg", "names", "nick", "query",
-  "quit", "r", "reply", "tell", "who"];
+export const COMMANDS = ["away", "back", "help", "history", "join", "me", "msg", "names", "nick",
+  "part", "query", "quit", "r", "reply", "rooms", "tell", "topic", "who"];
 
 const byName = (a, b) => a.localeCompare(b, undefined, { sensitivity: "base" });
 

@@ -127,6 +127,9 @@ export class LogView {
     if (done) this.older.done = true;
   }
 
+  // Nothing came before what the log holds (a room entered with no past).
+  noEarlier() { this.older.done = true; }
+
   // The "New" line goes before the first entry the reader has not seen.
   markUnread(item) {
     if (this.marker || !item) return;

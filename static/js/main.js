@@ -2,13 +2,12 @@
 // {"type":"say"} frames out. Received text only reaches the page through text nodes
 // and attributes (see render.js): it is never parsed as HTML.
 
-import { $, store } from "./dom.js";
+import { $, store, separator } from "./dom.js";
 import { me } from "./identity.js";
-import { CHATTY, hasId, isGapNotice, isHistoryNotice, sayFrame } from "./protocol.js";
+import { CHATTY, LOBBY, hasId, isGapNotice, isHistoryNotice, roomName, sayFrame } from "./protocol.js";
 import { entry } from "./render.js";
-import { separator } from "./dom.js";
-import { LogView } from "./logview.js";
 import { People } from "./people.js";
+import { Rooms } from "./rooms.js";
 import { Composer } from "./composer.js";
 import { Connection } from "./connection.js";
 import {
@@ -23,13 +22,27 @@ const ui = {
   nickError: $("nick-error"), nickHint: $("nick-hint"),
   chatView: $("chat-view"), logWrap: $("log-wrap"), jump: $("jump"),
   sayForm: $("say-form"), message: $("message"), leftBar: $("left-bar"), rejoin: $("rejoin"),
-  people: $("people"), users: $("users"), count: $("user-count"), announce: $("announce"),
+  people: $("people"), users: $("users"), count: $("user-count"), peopleTitle: $("people-title"),
+  roomsPanel: $("rooms-panel"), roomList: $("room-list"), roomsBadge: $("rooms-badge"),
+  roomForm: $("room-form"), roomInput: $("room-input"), roomError: $("room-error"),
+  roomTitle: $("room-title"), roomTopic: $("room-topic"), leave: $("leave-room"),
+  announce: $("announce"),
 };
 const narrow = matchMedia("(max-width: 640px)");
+const panels = [ui.roomsPanel, ui.people];
 
-const view = new LogView(null);
-view.mount(ui.logWrap, ui.jump, null);
-const people = new People({ users: ui.users, count: ui.count });
+const people = new People({ users: ui.users, count: ui.count, title: ui.peopleTitle });
+const asked = new Set(); // rooms whose member list the page asked for (answers not shown)
+
+const rooms = new Rooms({
+  list: ui.roomList, badge: ui.roomsBadge, title: ui.roomTitle, topic: ui.roomTopic,
+  leave: ui.leave, wrap: ui.logWrap, jump: ui.jump,
+}, (name, byReader) => {
+  people.show(name);
+  askNames(name);
+  ui.message.placeholder = `Message ${name}`;
+  if (byReader && narrow.matches) ui.roomsPanel.open = false;
+});
 
 // ----- what the reader sees -------------------------------------------------------
 
@@ -39,11 +52,11 @@ function setStatus(state, text) {
   ui.retry.hidden = state !== "disconnected";
 }
 
-// A line from the page itself (not from the server).
+// A line from the page itself (not from the server), in the room in front.
 function notice(text, kind = "notice") {
-  view.append(entry({ type: kind, text }));
+  rooms.view.append(entry({ type: kind, text }));
   if (kind === "error") speak(text);
-  view.followIfPinned();
+  rooms.view.followIfPinned();
 }
 
 function rememberNick(nick) {
@@ -86,13 +99,48 @@ function showLeft() {
   ui.rejoin.focus();
 }
 
-// A message from someone else arrived live (or while we were disconnected).
+// The members of a room we are in, asked for once per connection (then kept from events).
+function askNames(name) {
+  if (!conn.joined || !rooms.has(name) || people.knows(name) || asked.has(name)) return;
+  if (conn.send(sayFrame(`/names ${name}`, name))) asked.add(name);
+}
+
+// A message from someone else arrived live (or while we were disconnected); what to announce.
 function arrived(ev, item) {
   if (!CHATTY.has(ev.type) || me.is(ev.nick)) return null;
-  if (isHidden()) countUnread();
-  if (!view.pinned) view.setBelow(view.below + 1);
-  if (ev.type === "private" || item?.classList.contains("mention")) desktopNotify(ev);
-  return spoken(ev);
+  const hidden = isHidden();
+  const mention = item?.classList.contains("mention") ?? false;
+  const here = !ev.room || ev.room === rooms.active.name;
+  if (hidden) countUnread();
+  rooms.unseen(ev.room ?? rooms.active.name, item, mention, hidden);
+  if (here && !rooms.view.pinned) rooms.view.setBelow(rooms.view.below + 1);
+  if (ev.type === "private" || mention) desktopNotify(ev);
+  if (here) return spoken(ev);
+  return mention ? `${spoken(ev)} (in ${ev.room})` : null;
+}
+
+// The log an event goes to: a room's event to its room, anything else to the room in front.
+const ROOMLESS = new Set(["names", "rooms", "users", "error", "private"]);
+const viewFor = (ev) => (ROOMLESS.has(ev.type) ? rooms.view : rooms.viewFor(ev));
+
+// The page words a replay's notice itself ("times in UTC" does not hold here: it shows local times).
+function historyNotice(ev) {
+  const n = ev.count;
+  return { ...ev, text: typeof n === "number" ? `History: ${n} ${n === 1 ? "event" : "events"}` : ev.text };
+}
+
+// We entered a room: after its past (arrived just before), our own enter.
+function enteredOwn(ev) {
+  const room = rooms.room(ev.room);
+  const fresh = !room.member;
+  if (fresh && room.replayed) room.view.append(separator("New"));
+  if (fresh && !room.replayed) room.view.noEarlier();
+  room.replayed = 0;
+  room.view.show(ev);
+  if (room.greeting) room.view.show(room.greeting);
+  room.greeting = null;
+  room.view.updateOlder();
+  rooms.entered(ev.room);
 }
 
 // ----- events from the server -------------------------------------------------------
@@ -100,90 +148,165 @@ function arrived(ev, item) {
 const conn = new Connection({
   status: setStatus,
   notice: (text) => notice(text),
-  rooms: () => [],
+  rooms: () => rooms.members().filter((name) => name !== LOBBY),
   refused: showJoin,
   failed: showJoin,
   left: showLeft,
 
   // The welcome: first the replay that came before it, then the welcome itself.
   welcome(ev, early, { again, resuming }) {
+    asked.clear();
+    people.forgetRooms(); // known again from /names, as each room comes to the front
+    rooms.welcome(ev.rooms, ev.active ?? LOBBY);
     const news = [];
-    let shown = 0;
+    const replayed = new Set();
     for (const past of early) {
       if (isGapNotice(past)) {
-        view.forget();
+        for (const name of rooms.members()) rooms.room(name).view.forget();
         conn.resetSince(0);
-        view.append(entry({ ...past, type: "system" }))?.classList.add("gap");
+        rooms.view.append(entry({ ...past, type: "system" }))?.classList.add("gap");
         continue;
       }
-      if (isHistoryNotice(past)) continue; // the page marks the replay itself
+      if (isHistoryNotice(past) || past.code === "history_empty") continue; // the page marks it
       if (!conn.advance(past)) continue;
+      const view = viewFor(past);
       const item = view.show(past, !again);
-      shown += 1;
+      replayed.add(view);
       if (again) {
         const text = arrived(past, item);
         if (text) news.push(text);
       }
     }
-    if (shown && !again) view.append(separator("New"));
+    if (!again) for (const view of replayed) view.append(separator("New"));
     rememberNick(ev.nick);
     setStatus("online", `Connected as ${ev.nick}`);
     showChat();
     people.track(ev);
+    people.show(rooms.active.name);
     if (resuming) notice(`Reconnected. ${ev.text ?? ""}`);
-    else view.append(entry(ev));
-    view.updateOlder();
+    else rooms.view.append(entry(ev));
+    for (const name of rooms.members()) rooms.room(name).view.updateOlder();
     if (!again) { // a new arrival starts at the newest; a returning reader keeps their place
-      view.pinned = true;
-      view.setBelow(0);
+      rooms.view.pinned = true;
+      rooms.view.setBelow(0);
     }
+    askNames(rooms.active.name);
     return news;
   },
 
   // A new event after the welcome; returns what to announce.
   event(ev) {
     if (ev.type === "nick" && me.is(ev.nick)) rememberNick(ev.new);
+    if (ev.type === "names" && asked.has(ev.room) && !people.knows(ev.room)) {
+      people.track(ev); // the answer to our own question: nothing to show
+      return null;
+    }
     people.track(ev);
     let shown = ev;
-    if (isHistoryNotice(ev)) shown = { ...ev, text: ev.text.replace(" (times in UTC)", "") };
+    let view = null;
+    switch (ev.type) {
+      case "enter":
+        if (me.is(ev.nick)) return void enteredOwn(ev);
+        break;
+      case "exit":
+        if (me.is(ev.nick)) {
+          rooms.exited(ev.room);
+          people.forgetRoom(ev.room);
+          asked.delete(ev.room);
+          people.show(rooms.active.name);
+          view = rooms.view; // told in the room that comes to the front
+        }
+        break;
+      case "topic": rooms.setTopic(ev.room, ev.text); break;
+      case "rooms": rooms.learn(ev.rooms); break;
+      case "system":
+        if (ev.code === "room" || ev.code === "topic") rooms.setTopic(ev.room, ev.topic);
+        if (ev.code === "room" && !rooms.has(ev.room)) { // shown after our own enter
+          rooms.room(ev.room).greeting = ev;
+          return null;
+        }
+        if (ev.code === "active") { rooms.switchTo(ev.room, true); return null; }
+        if (ev.code === "parted") return null; // the exit event said it
+        if (isHistoryNotice(ev)) {
+          if (ev.room && !rooms.has(ev.room)) return null; // a room's past, as we enter it
+          shown = historyNotice(ev);
+        }
+        break;
+      default:
+    }
+    view ??= viewFor(shown);
     const item = view.show(shown);
-    if (ev.type === "error" || ev.type === "users") return ev.text; // answers to what we did
+    view.followIfPinned();
+    if (["error", "users", "names", "rooms"].includes(ev.type)) return ev.text; // answers
     return arrived(ev, item);
   },
 
-  // The answer to /history: past events shown again on request.
+  // Past events: the answer to /history (shown again), or a room's past as we enter it.
   replayed(ev) {
-    if (hasId(ev)) view.show(ev, true, false);
+    if (!hasId(ev)) return;
+    const room = ev.room ? rooms.room(ev.room) : rooms.active;
+    if (room.member) {
+      room.view.show(ev, true, false);
+    } else if (!room.view.seen.has(ev.id)) {
+      room.view.show(ev, true);
+      room.replayed += 1;
+    }
   },
 
   received(news) {
     speakAll(news);
-    view.followIfPinned();
+    rooms.view.followIfPinned();
   },
 
   restarted() {
-    view.forget(true);
+    for (const name of rooms.members()) rooms.room(name).view.forget(true);
     notice("The server restarted without its history: what was said while you were away is not available.");
   },
 });
 
-// ----- the message box ----------------------------------------------------------------
+// ----- the message box and the room controls ------------------------------------------
+
+function say(text, room = rooms.active.member ? rooms.active.name : null) {
+  if (!conn.joined || !conn.send(sayFrame(text, room))) {
+    notice("Not connected: your message was not sent. It is still in the box.", "error");
+    return false;
+  }
+  return true;
+}
 
 const composer = new Composer({
   form: ui.sayForm,
   input: ui.message,
   maxChars: Number(ui.sayForm.dataset.maxChars) || 2000,
-  sources: { nicks: () => people.nicks(), rooms: () => [], isMe: (n) => me.is(n) },
+  sources: { nicks: () => people.nicks(), rooms: () => rooms.names(), isMe: (n) => me.is(n) },
   error: (text) => notice(text, "error"),
   submit(text) {
-    if (!conn.joined || !conn.send(sayFrame(text))) {
-      notice("Not connected: your message was not sent. It is still in the box.", "error");
-      return false;
-    }
+    if (!say(text)) return false;
     if (/^\/quit(\s|$)/i.test(text)) conn.quitting = true;
-    view.follow();
+    rooms.view.follow();
     return true;
   },
+});
+
+ui.roomForm.addEventListener("submit", (e) => {
+  e.preventDefault();
+  const name = roomName(ui.roomInput.value);
+  ui.roomInput.setAttribute("aria-invalid", name ? "false" : "true");
+  if (!name) {
+    ui.roomError.textContent = "A room's name is # and 1 to 32 of a-z, 0-9, _ and -.";
+    ui.roomInput.focus();
+    return;
+  }
+  ui.roomError.textContent = "";
+  if (rooms.has(name)) rooms.switchTo(name, true);
+  else if (!say(`/join ${name}`)) return;
+  ui.roomInput.value = "";
+  ui.message.focus();
+});
+
+ui.leave.addEventListener("click", () => {
+  const name = rooms.active.name;
+  if (name !== LOBBY && rooms.has(name)) say(`/part ${name}`, name);
 });
 
 // ----- wiring -----------------------------------------------------------------------
@@ -208,7 +331,7 @@ ui.logWrap.addEventListener("click", (e) => {
 });
 
 ui.jump.addEventListener("click", () => {
-  view.follow();
+  rooms.view.follow();
   ui.message.focus();
 });
 
@@ -221,17 +344,28 @@ ui.retry.addEventListener("click", () => conn.retryNow());
 
 setupNotifications({ announce: ui.announce, toggle: ui.notify, blocked: (text) => notice(text) });
 
+// On a phone the panels fold away: one open at a time, Escape closes it.
 document.addEventListener("keydown", (e) => {
-  if (e.key !== "Escape" || !narrow.matches || !ui.people.open) return;
-  ui.people.open = false;
-  ui.people.querySelector("summary").focus();
+  const open = panels.find((p) => p.open);
+  if (e.key !== "Escape" || !narrow.matches || !open) return;
+  open.open = false;
+  open.querySelector("summary").focus();
 });
-
-narrow.addEventListener("change", () => { ui.people.open = !narrow.matches; });
-ui.people.open = !narrow.matches;
+for (const panel of panels) {
+  panel.addEventListener("toggle", () => {
+    if (!narrow.matches || !panel.open) return;
+    for (const other of panels) if (other !== panel) other.open = false;
+  });
+}
+const unfold = () => { for (const panel of panels) panel.open = !narrow.matches; };
+narrow.addEventListener("change", unfold);
+unfold();
 
 document.addEventListener("visibilitychange", () => {
-  if (isHidden()) return;
+  if (isHidden()) {
+    rooms.hidden();
+    return;
+  }
   clearUnread();
   conn.wake();
 });

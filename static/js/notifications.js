@@ -2,6 +2,7 @@
 // count in the tab's title, and desktop notifications for mentions and private messages.
 
 import { el, store } from "./dom.js";
+import { LOBBY } from "./protocol.js";
 
 const NOTIFY_KEY = "webchat.notify";
 const TITLE = document.title;
@@ -59,7 +60,8 @@ async function toggleNotify(blocked) {
 
 export function desktopNotify(ev) {
   if (!state.notifyOn || !isHidden() || Notification.permission !== "granted") return;
-  const title = ev.type === "private" ? `Private message from ${ev.nick}` : `${ev.nick} mentioned you`;
+  const where = ev.room && ev.room !== LOBBY ? ` in ${ev.room}` : "";
+  const title = ev.type === "private" ? `Private message from ${ev.nick}` : `${ev.nick} mentioned you${where}`;
   try {
     const note = new Notification(title, { body: ev.type === "me" ? `* ${ev.nick} ${ev.text}` : ev.text, tag: `webchat-${ev.id}` });
     note.onclick = () => { window.focus(); note.close(); };

@@ -3,6 +3,7 @@
 import { el, nickEl } from "./dom.js";
 import { me } from "./identity.js";
 import { VIA } from "./render.js";
+import { LOBBY } from "./protocol.js";
 
 const byName = (a, b) => a.localeCompare(b, undefined, { sensitivity: "base" });
 
@@ -38,6 +39,8 @@ export class People {
 
   forgetRoom(room) { this.members.delete(room); }
 
+  forgetRooms() { this.members.clear(); }
+
   clear() {
     this.online.clear();
     this.members.clear();
@@ -50,7 +53,10 @@ export class People {
     switch (ev.type) {
       case "welcome": case "users": this.set(ev.users); return true;
       case "names": this.set(ev.users, ev.room ?? null); return true;
-      case "join": this.online.set(ev.nick, { nick: ev.nick, via: ev.via, away: null }); break;
+      case "join": // connecting puts one in the lobby
+        this.online.set(ev.nick, { nick: ev.nick, via: ev.via, away: null });
+        this.members.get(LOBBY)?.add(ev.nick);
+        break;
       case "leave":
         this.online.delete(ev.nick);
         for (const nicks of this.members.values()) nicks.delete(ev.nick);
@@ -74,7 +80,10 @@ export class People {
 
   draw() {
     const room = this.shown;
-    const nicks = room !== null && this.members.has(room) ? [...this.members.get(room)] : this.nicks();
+    // Until a room's members are known, the lobby shows everyone online and another room no one.
+    let nicks = this.nicks();
+    if (room !== null && this.members.has(room)) nicks = [...this.members.get(room)];
+    else if (room !== null && room !== LOBBY) nicks = [];
     const list = nicks.map((n) => this.online.get(n) ?? { nick: n, via: "", away: null });
     list.sort((a, b) => byName(a.nick, b.nick));
     this.ui.users.replaceChildren(...list.map((p) => {
@@ -86,5 +95,6 @@ export class People {
       return item;
     }));
     this.ui.count.textContent = String(list.length);
+    if (room !== null) this.ui.title.textContent = `In ${room}`;
   }
 }

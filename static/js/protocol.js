@@ -26,9 +26,8 @@ export function sayFrame(text, room) {
   return room ? { type: "say", room, text } : { type: "say", text };
 }
 
-// Notices by code. (The prose fallback goes once the server sends "code": "history".)
-export const isHistoryNotice = (ev) => ev.type === "system"
-  && (ev.code === "history" || (ev.code === undefined && /^History: \d+ /.test(ev.text ?? "")));
+// Notices by code.
+export const isHistoryNotice = (ev) => ev.type === "system" && ev.code === "history";
 export const isGapNotice = (ev) => ev.type === "system" && ev.code === "history_gap";
 
 // Room names: "#" and 1 to 32 of a-z 0-9 _ -, compared and shown in lower case.
