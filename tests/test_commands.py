@@ -30,10 +30,12 @@ import pytest
 
 from tests.support.chat import RunningChat, start_chat
 from tests.support.clients import TcpClient, WsClient, assert_no_tracebacks, wait_until
-from webchat.commands import COMMANDS, Command
+from webchat.commands.table import COMMANDS, Command
 
 # The event types that belong to the shared order and so carry an id (docs/PROTOCOL.md).
-SEQUENCED = frozenset({"message", "me", "private", "join", "leave", "nick", "away", "back"})
+SEQUENCED = frozenset(
+    {"message", "me", "private", "join", "leave", "nick", "away", "back", "enter", "exit", "topic"}
+)
 SYNC_NICK = "~sync"  # not a valid nick, so no user can be confused with the marker
 HOW = {"tcp": "terminal", "web": "browser"}
 
@@ -69,6 +71,8 @@ class Sees:
 
 
 def ev(type_: str, line: str, *, no_tcp_echo: bool = False, **fields: Any) -> Sees:
+    if type_ in ("message", "me"):
+        fields = {"room": "#lobby", **fields}  # talk always names its room
     return Sees(type_, line, {"type": type_, **fields}, no_tcp_echo=no_tcp_echo)
 
 
@@ -509,10 +513,12 @@ CASES: list[Case] = [
         "/msg nobody hi",
         typist=[error("nobody", code="no_such_nick")],
     ),
-    case("msg-no-text", "/msg bob", typist=[error("usage: /msg NICK TEXT", code="usage")]),
+    case("msg-no-text", "/msg bob", typist=[error("usage: /msg NICK|#ROOM TEXT", code="usage")]),
     case("msg-to-yourself", "/msg ALICE hi me", typist=[error("that is you", code="self")]),
     case(
-        "msg-spaces-for-text", "/msg bob    ", typist=[error("usage: /msg NICK TEXT", code="usage")]
+        "msg-spaces-for-text",
+        "/msg bob    ",
+        typist=[error("usage: /msg NICK|#ROOM TEXT", code="usage")],
     ),
     # /reply and its alias
     *(
@@ -552,7 +558,42 @@ CASES: list[Case] = [
         typist=[error("usage: /history [N], with N from 1 to 200", code="usage")],
     ),
     case("who-lists-everyone", "/who", typist=[note("users", *WHO_ALL)]),
-    case("names-lists-everyone", "/names", typist=[note("users", *WHO_ALL)]),
+    case(
+        "names-lists-the-room",
+        "/names",
+        typist=[note("names", "3 in #lobby: alice ({alice}, idle ", "), bob ({bob}, idle ")],
+    ),
+    # rooms
+    case("join-bad-name", "/join #no!", typist=[error("not a room name", code="bad_room")]),
+    case("rooms-lists-them", "/rooms", typist=[note("rooms", "#lobby (3)")]),
+    case(
+        "topic-is-set-for-the-room",
+        "/topic hello all",
+        everyone=[
+            ev(
+                "topic",
+                "*** alice set the topic: hello all",
+                nick="alice",
+                room="#lobby",
+                text="hello all",
+            )
+        ],
+    ),
+    case(
+        "topic-shows-it",
+        "/topic",
+        before=[("bob", "/topic the lobby")],
+        typist=[note("system", "Topic of #lobby: the lobby", code="topic")],
+    ),
+    case(
+        "part-leaves-the-lobby",
+        "/part #lobby brb",
+        typist=[
+            ev("exit", "*** alice left #lobby (brb)", nick="alice", room="#lobby", text="brb"),
+            note("system", "You left #lobby; you are in no room", code="parted"),
+        ],
+        others=[ev("exit", "*** alice left #lobby (brb)", nick="alice", room="#lobby", text="brb")],
+    ),
     case("who-ignores-case", "/WHO", typist=[note("users", *WHO_ALL)]),
     case(
         "who-shows-away",

@@ -85,7 +85,7 @@ def test_an_unwritable_history_location_is_no_crash_and_everyone_is_told(tmp_pat
     # /proc refuses new files even to root: a real read-only location.
     server, url, tcp_port = start("/proc/webchat-history.sqlite3")
     try:
-        assert "ERROR webchat.store: history is off" in server.output()  # logged loudly
+        assert "ERROR webchat.history.sqlite: history is off" in server.output()  # logged loudly
         with urllib.request.urlopen(f"{url}/healthz", timeout=10) as reply:
             health = json.loads(reply.read())
         assert reply.status == 200 and health["status"] == "degraded"

@@ -9,7 +9,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.support.clients import parse_ts
-from webchat.events import Event, encode_json, encode_line, make_packet, render_line, utc_now
+from webchat.core.events import (
+    Audience,
+    Event,
+    encode_json,
+    encode_line,
+    make_packet,
+    render_line,
+    utc_now,
+)
 
 
 def test_utc_now_is_iso8601_utc_with_milliseconds():
@@ -79,9 +87,9 @@ def test_each_event_renders_as_one_terminal_line(event, line):
 
 def test_packet_carries_both_forms_and_its_audience():
     event = Event("message", "alice", "x" * 100, 1, TS)
-    packet = make_packet(event, frozenset({4, 5}), 4)
+    packet = make_packet(event, Audience.only(4, 5))
     assert packet.line == encode_line(event)
     assert packet.json == encode_json(event)
     assert packet.size == max(len(packet.line), len(packet.json))
-    assert packet.audience == frozenset({4, 5}) and packet.tcp_skip == 4
-    assert make_packet(event).audience is None and make_packet(event).tcp_skip == 0
+    assert packet.audience == Audience(sessions=frozenset({4, 5}))
+    assert make_packet(event).audience == Audience(everyone=True)

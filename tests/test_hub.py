@@ -15,57 +15,10 @@ from typing import Any
 import pytest
 
 from tests.support.clients import parse_ts, wait_until
-from webchat.events import Event, Packet
-from webchat.hub import Hub, HubLimits
-from webchat.session import Session
+from tests.support.hub import Recorder, StuckRecorder, flush, join, new_hub, take, writer_of
+from webchat.core.events import Audience
+from webchat.core.hub import Hub, HubLimits
 from webchat.text import NickError
-
-
-class Recorder:
-    """A session.Transport that keeps every packet its writer hands it."""
-
-    keepalive_interval: float | None = None
-
-    def __init__(self, kind: str = "web") -> None:
-        self.kind = kind
-        self.packets: list[Packet] = []
-        self.goodbye: tuple[str, int] | None = None
-        self.aborted = threading.Event()
-        self._lock = threading.Lock()
-
-    def send_packets(self, packets: list[Packet]) -> None:
-        with self._lock:
-            self.packets.extend(packets)
-
-    def keepalive(self) -> str | None:
-        return None
-
-    def flush_control(self) -> None:
-        return None
-
-    def send_goodbye(self, reason: str, code: int) -> None:
-        self.goodbye = (reason, code)
-
-    def abort(self) -> None:
-        self.aborted.set()
-
-    def events(self) -> list[Event]:
-        with self._lock:
-            return [p.event for p in self.packets]
-
-    def texts(self, type_: str = "message") -> list[str | None]:
-        return [e.text for e in self.events() if e.type == type_]
-
-    def wait_for_text(self, text: str, timeout: float = 10.0) -> None:
-        wait_until(lambda: text in self.texts(), timeout, f"{text!r} reaching {self.kind}")
-
-
-class StuckRecorder(Recorder):
-    """A transport whose send blocks until the connection is cut, like a stalled peer."""
-
-    def send_packets(self, packets: list[Packet]) -> None:
-        self.aborted.wait()
-        raise OSError("cut")
 
 
 @pytest.fixture
@@ -73,7 +26,7 @@ def make_hub() -> Iterator[Callable[..., Hub]]:
     hubs: list[Hub] = []
 
     def make(**limits: Any) -> Hub:
-        hub = Hub(HubLimits(**limits))
+        hub = new_hub(**limits)
         hubs.append(hub)
         return hub
 
@@ -85,16 +38,6 @@ def make_hub() -> Iterator[Callable[..., Hub]]:
 @pytest.fixture
 def hub(make_hub: Callable[..., Hub]) -> Hub:
     return make_hub()
-
-
-def join(
-    hub: Hub, nick: str, kind: str = "web", writer: bool = True, transport: Recorder | None = None
-) -> tuple[Session, Recorder]:
-    recorder = transport or Recorder(kind)
-    session = hub.join(nick, recorder)
-    if writer:
-        session.start_writer()
-    return session, recorder
 
 
 def test_sequencer_gives_increasing_ids_and_utc_timestamps(hub):
@@ -113,7 +56,7 @@ def test_sequencer_gives_increasing_ids_and_utc_timestamps(hub):
 
 def test_replies_to_one_session_have_a_timestamp_but_no_id(hub):
     alice, recorder = join(hub, "alice")
-    hub.tell(alice, "error", "nope", code="x")
+    hub.notify(alice, "error", "nope", code="x")
     wait_until(lambda: recorder.texts("error"))
     error = next(e for e in recorder.events() if e.type == "error")
     assert error.id is None and error.extra == {"code": "x"}
@@ -124,10 +67,10 @@ def test_an_event_is_encoded_once_and_the_same_bytes_reach_every_receiver(hub):
     alice, _ = join(hub, "alice", writer=False)
     bob, _ = join(hub, "bob", "tcp", writer=False)
     event = hub.publish("message", "carol", "shared bytes")
-    assert hub.flush()
+    assert flush(hub)
     taken = []
     for session in (alice, bob):
-        packets, closing = hub.take(session, 0)
+        packets, closing = take(hub, session, 0)
         assert not closing
         taken.append(next(p for p in packets if p.event.id == event.id))
     assert taken[0] is taken[1]
@@ -240,7 +183,8 @@ def test_private_event_reaches_only_its_audience(hub):
         "alice",
         "psst",
         extra={"to": "bob"},
-        audience=frozenset({alice.id, bob.id}),
+        audience=Audience.only(alice.id, bob.id),
+        parties=frozenset({alice.key, bob.key}),
         origin=alice,
     )
     hub.publish("message", "dave", "after")
@@ -404,10 +348,10 @@ def test_a_writer_that_only_waits_for_the_cpu_holds_the_publisher_back_instead(m
     publisher.start()
     received: list[str | None] = []
     while len(received) < 40:
-        packets, closing = hub.take(late, 5)
+        packets, closing = take(hub, late, 5)
         assert not closing, late.close_reason
         received += [p.event.text for p in packets if p.event.type == "message"]
-        assert hub._head - late.cursor <= 16
+        assert hub.fanout.head - late.cursor <= 16
     publisher.join(10)
     assert received == [f"m{i}" for i in range(40)] and len(published) == 40
     assert not late.closing
@@ -418,7 +362,7 @@ def test_a_writer_that_never_takes_is_cut_after_the_grace(make_hub):
     never, _ = join(hub, "never", writer=False)
     for i in range(40):
         hub.publish("message", "x", f"m{i}")
-    assert hub.flush()
+    assert flush(hub)
     assert never.closing and "too slow" in never.close_reason
 
 
@@ -427,26 +371,26 @@ def test_backlog_of_exactly_the_event_bound_is_not_too_slow(make_hub):
     hub = make_hub(outbox_max_events=capacity, reap_interval=0.005, close_grace=0)
     edge, _ = join(hub, "edge", writer=False)
     witness, witness_rec = join(hub, "witness", writer=False)
-    assert hub.flush()
-    backlog = hub._head - edge.cursor  # its welcome and the two joins
+    assert flush(hub)
+    backlog = hub.fanout.head - edge.cursor  # its welcome and the two joins
     for i in range(capacity - backlog):
         hub.publish("message", "x", f"m{i}")
-    assert hub.flush()
-    assert hub._head - edge.cursor == capacity
+    assert flush(hub)
+    assert hub.fanout.head - edge.cursor == capacity
     # With no grace, the witness is cut by the reaper's next pass, which weighs `edge` too.
     hub.close_session(witness, "witness", 1000)
     assert witness_rec.aborted.wait(10)
     assert not edge.closing, edge.close_reason
-    packets, closing = hub.take(edge, 0)
-    assert not closing and len(packets) == capacity
+    packets, closing = take(hub, edge, 0)
+    assert not closing and len(packets) == capacity + 1  # and its welcome, from its splice
 
 
 def test_closing_session_with_a_stuck_writer_is_cut_after_the_grace(make_hub):
     hub = make_hub(close_grace=0.2, reap_interval=0.01)
     stuck, transport = join(hub, "stuck", transport=StuckRecorder())
     hub.publish("message", "x", "this send never completes")
-    stuck.close("going", 1000)
-    assert stuck.writer_done.wait(10), "the stuck writer was never cut"
+    hub.close_session(stuck, "going", 1000)
+    assert writer_of(hub, stuck).done.wait(10), "the stuck writer was never cut"
     assert transport.aborted.is_set()
 
 
@@ -512,7 +456,7 @@ def test_a_small_ring_that_wraps_many_times_loses_and_repeats_nothing(make_hub):
         thread.start()
     for thread in publishers:
         thread.join(60)
-    assert hub.flush()
+    assert flush(hub)
     wait_until(lambda: all(len(r.texts()) >= 2400 for r in recorders), 30, "every delivery")
     first = recorders[0].texts()
     assert len(first) == len(set(first)) == 2400

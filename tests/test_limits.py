@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from webchat.limits import AddressLimiter, TokenBucket
+from webchat.policy.limits import AddressLimiter, TokenBucket
 
 
 class Clock:

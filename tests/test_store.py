@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
-from webchat.events import SEQUENCED, Event
-from webchat.store import PRUNE_BATCH, GroupCommitter, Store, StoredEvent
+from webchat.bus.local import GroupCommitter
+from webchat.core.events import SEQUENCED, Event
+from webchat.history.sqlite import PRUNE_BATCH, StoredEvent
+from webchat.history.sqlite import SqliteHistory as Store
 
 WAIT = 10.0  # seconds; a test waits this long for a condition before it fails
 
@@ -88,6 +90,10 @@ EVERY_TYPE = [
         None,
     ),
     StoredEvent(Event("message", None, None, 11, "2026-01-01T00:00:11.000Z", {}), None),
+    StoredEvent(Event("enter", "al", None, 12, "2026-01-01T00:00:12.000Z", room="#dev"), None),
+    StoredEvent(Event("topic", "al", "go", 13, "2026-01-01T00:00:13.000Z", room="#dev"), None),
+    StoredEvent(Event("message", "al", "hi", 14, "2026-01-01T00:00:14.000Z", room="#dev"), None),
+    StoredEvent(Event("exit", "al", "bye", 15, "2026-01-01T00:00:15.000Z", room="#dev"), None),
 ]
 
 
@@ -95,11 +101,11 @@ def test_every_sequenced_type_round_trips_exactly_including_extra(db: str):
     assert {s.event.type for s in EVERY_TYPE} == SEQUENCED
     store = Store(db)
     store.append(EVERY_TYPE)
-    assert store.since(0, up_to=11, viewer_key="bob") == [s.event for s in EVERY_TYPE]
+    assert store.since(0, up_to=15, viewer_key="bob") == [s.event for s in EVERY_TYPE]
     store.close()
     reopened = Store(db)
-    assert reopened.since(0, up_to=11, viewer_key="alice") == [s.event for s in EVERY_TYPE]
-    loaded = reopened.since(0, up_to=11, viewer_key="alice")
+    assert reopened.since(0, up_to=15, viewer_key="alice") == [s.event for s in EVERY_TYPE]
+    loaded = reopened.since(0, up_to=15, viewer_key="alice")
     assert loaded is not None
     assert loaded[5].extra is None and loaded[10].extra == {}
     reopened.close()
@@ -357,7 +363,7 @@ def assert_disabled(store: Store) -> None:
 
 def test_a_path_in_a_missing_directory_disables_the_log(tmp_path: Path, caplog):
     path = tmp_path / "no" / "such" / "dir" / "history.db"
-    with caplog.at_level(logging.ERROR, logger="webchat.store"):
+    with caplog.at_level(logging.ERROR, logger="webchat.history.sqlite"):
         store = Store(str(path))
     assert store.error is not None and "unable to open" in store.error
     assert repr(str(path)) in store.error
@@ -396,8 +402,8 @@ def test_a_newer_schema_is_refused(db: str):
 
 READ_ONLY_CHECK = """
 import os, sys, tempfile
-from webchat.store import Store, StoredEvent
-from webchat.events import Event
+from webchat.history.sqlite import SqliteHistory as Store, StoredEvent
+from webchat.core.events import Event
 base = tempfile.mkdtemp()
 for existing in (False, True):
     d = tempfile.mkdtemp(dir=base)
@@ -457,7 +463,7 @@ def test_a_failure_mid_run_turns_history_off_for_good(store: Store, db: str, cap
     other = sqlite3.connect(db)
     other.execute("DROP TABLE events")
     other.close()
-    with caplog.at_level(logging.ERROR, logger="webchat.store"):
+    with caplog.at_level(logging.ERROR, logger="webchat.history.sqlite"):
         store.append([public(2)])  # does not raise
     assert store.error is not None and "no such table: events" in store.error
     assert "history is off" in caplog.text
@@ -674,7 +680,7 @@ def test_items_not_logged_are_still_delivered_in_order(store: Store, caplog):
 
     delivered: list[Item] = []
     committer = GroupCommitter(store, delivered.extend, to_stored)
-    with caplog.at_level(logging.ERROR, logger="webchat.store"):
+    with caplog.at_level(logging.ERROR, logger="webchat.history.sqlite"):
         committer.start()
         for i in range(4):
             committer.submit((i + 1, 0, i))

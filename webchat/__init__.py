@@ -16,12 +16,13 @@ import click
 from flask import Flask
 from flask.helpers import get_debug_flag
 
-from webchat.hub import Hub, HubLimits
-from webchat.limits import AddressLimiter
+from webchat.bus.local import LocalBus
+from webchat.core.hub import Hub, HubLimits
+from webchat.history import SqliteHistory
+from webchat.policy.limits import AddressLimiter
 from webchat.settings import Settings
-from webchat.store import Store
-from webchat.tcp import ChatTCPServer
-from webchat.wsconn import NoReaderThread
+from webchat.transports.tcp import ChatTCPServer
+from webchat.transports.websocket import NoReaderThread
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +43,13 @@ class ChatRuntime:
 
     def __init__(self, settings: Settings, history_path: str = ":memory:") -> None:
         self.settings = settings
-        self.store = Store(
+        self.history = SqliteHistory(
             history_path,
             retention_events=settings.history_max_events,
             retention_seconds=settings.history_max_days * 86400,
         )
-        self.hub = Hub(HubLimits.from_settings(settings), self.store)
+        self.bus = LocalBus(self.history)
+        self.hub = Hub(HubLimits.from_settings(settings), self.bus, self.history)
         self.tcp: ChatTCPServer | None = None
         # Shared by both transports: the per-address limit counts TCP and WebSocket together.
         self.addresses = AddressLimiter(settings.max_connections_per_ip)

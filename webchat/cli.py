@@ -43,6 +43,11 @@ HELP = {
     "history_resume_max": "most missed events a reconnecting page is sent",
     "history_max_events": "events the history keeps (0: no limit)",
     "history_max_days": "days the history keeps events (0: no limit)",
+    "max_rooms_per_user": "rooms one person may be in at once, #lobby included",
+    "max_rooms": "rooms that may exist at once",
+    "max_topic_chars": "longest room topic, in characters",
+    "room_expiry": "seconds an empty room lingers before it is forgotten (its history stays)",
+    "permanent_rooms": "comma-separated rooms that always exist (#lobby always does)",
     "allowed_origins": "comma-separated extra origins allowed to open /ws",
 }
 

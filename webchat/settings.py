@@ -66,6 +66,15 @@ class Settings:
     # older than this many days (0: no age limit). Enforced while the chat runs.
     history_max_events: int = 100_000
     history_max_days: float = 0.0
+    # Rooms: how many one person may be in (#lobby counts), how many may exist at
+    # once, the longest topic in characters, and how many seconds an empty room
+    # lingers before it is forgotten (its history stays). Permanent rooms never
+    # expire; #lobby always is one.
+    max_rooms_per_user: int = 20
+    max_rooms: int = 1000
+    max_topic_chars: int = 300
+    room_expiry: float = 300.0
+    permanent_rooms: tuple[str, ...] = field(default_factory=tuple)
     # Extra origins (scheme://host[:port]) allowed to open /ws, besides the page's own.
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
 

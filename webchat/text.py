@@ -43,12 +43,16 @@ NICK_PUNCTUATION = "_-."
 RESERVED_NICKS = frozenset({"server", "system", "webchat", "admin", "root", "operator"})
 
 
-class NickError(ValueError):
-    """A refused nickname; ``code`` is stable for clients, the message is for people."""
+class ChatError(ValueError):
+    """A refused request; ``code`` is stable for clients, the message is for people."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class NickError(ChatError):
+    """A refused nickname."""
 
 
 def strip_telnet(data: bytes) -> bytes:

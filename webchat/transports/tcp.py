@@ -1,7 +1,8 @@
-"""The raw TCP chat (`nc localhost 8080`): bytes in, hub calls out, packets back to bytes.
+"""The raw TCP chat (`nc localhost 8080`): lines in, packets back out as lines.
 
-The handler thread is the reader; after the nickname is accepted, a writer thread
-owned by the session is the only one that writes to the socket.
+The handler thread reads. Until the nickname is accepted it also writes (the
+prompt, refusals); after that only the session's writer does, or the hub's direct
+send under the same write lock (see :mod:`webchat.core.writer`).
 """
 
 from __future__ import annotations
@@ -11,15 +12,17 @@ import logging
 import socket
 import socketserver
 import threading
+from collections.abc import Callable
 from typing import Any
 
-from webchat.commands import handle_input
-from webchat.events import Packet
-from webchat.hub import Hub
-from webchat.limits import AddressLimiter
-from webchat.session import Session, SocketTransport
+from webchat.core.events import Packet
+from webchat.core.hub import Hub
+from webchat.core.serve import Ended, JoinRequest, Line, Refusal, serve
+from webchat.core.session import Session
+from webchat.policy.limits import AddressLimiter
 from webchat.settings import Settings
-from webchat.text import NickError, clean_text, strip_telnet
+from webchat.text import ChatError, clean_text, strip_telnet
+from webchat.transports.sockets import SocketTransport
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,7 @@ class TcpTransport(SocketTransport):
     """Writes packets as lines (who writes, and when: see SocketTransport)."""
 
     kind = "tcp"
+    shows_own_input = True  # nc and telnet show what was typed: no echo of one's own lines
     keepalive_interval: float | None = None
 
     def frame(self, packets: list[Packet]) -> bytes:
@@ -106,7 +110,7 @@ class ChatRequestHandler(socketserver.StreamRequestHandler):
         address = str(self.client_address[0])
         limiter = self.server.addresses
         if not limiter.acquire(address):
-            self._say(
+            self.say(
                 f"error: too many connections from {address} "
                 f"(limit {limiter.limit}); close one and try again"
             )
@@ -118,69 +122,70 @@ class ChatRequestHandler(socketserver.StreamRequestHandler):
 
     def _serve(self) -> None:
         settings = self.server.settings
-        hub = self.server.hub
-        reader = LineReader(self.rfile, settings.max_line_bytes)
-        transport = TcpTransport(self.connection)
         self.connection.settimeout(settings.nick_timeout)
-        try:
-            session = self._ask_nick(hub, reader, transport)
-        except TimeoutError:
-            self._say(f"no nickname given within {settings.nick_timeout:g} seconds; bye")
-            return
-        except OSError:
-            return
-        if session is None:
-            return
-        self.connection.settimeout(None)
-        session.start_writer()
-        reason = "connection closed"
-        try:
-            reason = self._chat(hub, session, reader)
-        except OSError as exc:
-            reason = f"connection lost: {exc.strerror or exc.__class__.__name__}"
-        finally:
-            hub.leave(session, session.close_reason if session.closing else reason)
-            session.wait_closed(settings.close_grace)
+        conn = TcpConnection(self, LineReader(self.rfile, settings.max_line_bytes))
+        serve(self.server.hub, conn, settings.close_grace)
 
-    def _say(self, text: str) -> None:
+    def say(self, text: str) -> None:
         """Write before the session exists; the writer thread is not running yet."""
         with contextlib.suppress(OSError):
             self.wfile.write(f"*** {text}\r\n".encode())
 
-    def _ask_nick(self, hub: Hub, reader: LineReader, transport: TcpTransport) -> Session | None:
-        while True:
-            self.wfile.write(PROMPT)
+
+class TcpConnection:
+    """A TCP client's side of :func:`~webchat.core.serve.serve`: a prompt, then lines."""
+
+    def __init__(self, handler: ChatRequestHandler, reader: LineReader) -> None:
+        self.handler = handler
+        self.reader = reader
+        self.transport = TcpTransport(handler.connection)
+        self._mid_line = False
+
+    def read_join(self) -> JoinRequest | None:
+        handler, reader = self.handler, self.reader
+        try:
+            while True:
+                handler.wfile.write(PROMPT)
+                line = reader.read()
+                if line is None:
+                    return None
+                if not isinstance(line, TooLong):
+                    return JoinRequest(clean_text(strip_telnet(line).decode("utf-8", "replace")))
+                if not line.ended:
+                    reader.skip_to_line_end()
+                handler.say(f"error: nickname line is too long (limit {reader.limit} bytes)")
+        except TimeoutError:
+            timeout = handler.server.settings.nick_timeout
+            handler.say(f"no nickname given within {timeout:g} seconds; bye")
+        except OSError:
+            pass
+        return None
+
+    def refuse_join(self, error: ChatError) -> None:
+        self.handler.say(f"error: {error}")
+
+    def joined(self, wake_writer: Callable[[], None]) -> None:
+        self.handler.connection.settimeout(None)
+
+    def read(self, session: Session) -> Line | Refusal | None:
+        reader = self.reader
+        try:
+            if self._mid_line:  # the rest of a refused line: told first, dropped now
+                self._mid_line = False
+                if not reader.skip_to_line_end():
+                    return None
             line = reader.read()
             if line is None:
                 return None
             if isinstance(line, TooLong):
-                if not line.ended:
-                    reader.skip_to_line_end()
-                self._say(f"error: nickname line is too long (limit {reader.limit} bytes)")
-                continue
-            text = clean_text(strip_telnet(line).decode("utf-8", "replace"))
-            try:
-                return hub.join(text, transport)
-            except NickError as exc:
-                self._say(f"error: {exc}")
-
-    def _chat(self, hub: Hub, session: Session, reader: LineReader) -> str:
-        while not session.closing:
-            line = reader.read()
-            if line is None:
-                return "connection closed"
-            if isinstance(line, TooLong):
-                hub.tell(
-                    session,
-                    "error",
+                self._mid_line = not line.ended
+                return Refusal(
                     f"line too long: more than {reader.limit} bytes; it was not sent",
-                    code="line_too_long",
+                    "line_too_long",
                 )
-                if not line.ended and not reader.skip_to_line_end():
-                    return "connection closed"
-                continue
-            handle_input(hub, session, strip_telnet(line).decode("utf-8", "replace"))
-        return session.close_reason
+        except OSError as exc:
+            raise Ended(f"connection lost: {exc.strerror or exc.__class__.__name__}") from None
+        return Line(strip_telnet(line).decode("utf-8", "replace"))
 
 
 class ChatTCPServer(socketserver.ThreadingTCPServer):

@@ -1,16 +1,15 @@
-"""The browser side: the page, `/ws` (JSON over WebSocket) and `/healthz`.
+"""The browser side: the page, `/ws` (JSON over WebSocket), `/api/history` and `/healthz`.
 
-flask-sock (simple-websocket) does the handshake and reads frames. Writing is ours:
-the session's writer thread frames the packets' ready-made JSON itself and sends
-them with one ``sendall``, so no frame is ever half-written and no per-receiver
-compression undoes "encode once" (uncompressed messages are always allowed,
-RFC 7692 section 6).
+flask-sock (simple-websocket) does only the handshake. Reading frames is wsproto's,
+on the request thread (:mod:`webchat.transports.websocket`), and writing is ours:
+the packets' ready-made JSON is framed once and sent whole, so no frame is ever
+half-written and no per-receiver compression undoes "encode once" (uncompressed
+messages are always allowed, RFC 7692 section 6).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from typing import Any
@@ -18,13 +17,13 @@ from typing import Any
 from flask import Blueprint, Response, current_app, render_template, request
 from flask_sock import Sock
 
-from webchat.commands import handle_input
-from webchat.events import Event, utc_now
-from webchat.hub import Hub
-from webchat.session import Session
+from webchat.core.events import LOBBY
+from webchat.core.hub import Hub
+from webchat.core.rooms import check_room
+from webchat.core.serve import serve
 from webchat.settings import Settings
-from webchat.text import NickError, clean_text
-from webchat.wsconn import Closed, FrameReader, WsTransport
+from webchat.text import ChatError
+from webchat.transports.websocket import Closed, FrameReader, WsConnection, WsTransport
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +50,12 @@ def index() -> str:
 def healthz() -> dict[str, Any]:
     """200 while the chat works; "degraded" when history is off but the chat goes on."""
     runtime = current_app.extensions["webchat"]
-    error = runtime.store.error
+    error = runtime.history.error
     return {
         "status": "ok" if error is None else "degraded",
         "users": runtime.hub.count(),
         "tcp": {"listening": runtime.tcp is not None, "port": runtime.tcp_port},
-        "history": {"ok": error is None, "error": error, "last_id": runtime.store.last_id()},
+        "history": {"ok": error is None, "error": error, "last_id": runtime.history.last_id()},
     }
 
 
@@ -65,17 +64,22 @@ HISTORY_PAGE_MAX = 200
 
 @bp.get("/api/history")
 def api_history() -> Response | tuple[dict[str, Any], int] | dict[str, Any]:
-    """Older public events for the page's scroll-back: ?before=ID&limit=N, oldest first."""
+    """A room's older public events for scroll-back: ?room=%23dev&before=ID&limit=N, oldest first.
+
+    The room defaults to #lobby. A room that no longer exists still has its history.
+    """
     runtime = current_app.extensions["webchat"]
     try:
         before = _query_int("before", None, 1)
         limit = _query_int("limit", 50, 1) or 50
+        room = check_room(request.args.get("room") or LOBBY)
     except ValueError as exc:
-        return {"error": str(exc)}, 400
-    if runtime.store.error is not None:
-        return {"error": runtime.store.error, "events": [], "more": False}, 503
+        code = exc.code if isinstance(exc, ChatError) else "bad_query"
+        return {"error": str(exc), "code": code}, 400
+    if runtime.history.error is not None:
+        return {"error": runtime.history.error, "events": [], "more": False}, 503
     limit = min(limit, HISTORY_PAGE_MAX)
-    events = runtime.hub.history(limit + 1, before=before)
+    events = runtime.hub.history_for(room, limit + 1, before=before)
     more = len(events) > limit
     events = events[-limit:]
     return {"events": [e.as_dict() for e in events], "more": more}
@@ -159,39 +163,11 @@ def websocket(ws: Any) -> None:
                 )
             return
         try:
-            _serve(reader, transport, settings, hub)
+            serve(hub, WsConnection(reader, transport, settings.nick_timeout), settings.close_grace)
         finally:
             limiter.release(address)
     finally:
         _finish(reader, transport, settings.close_grace)
-
-
-def _serve(reader: FrameReader, transport: WsTransport, settings: Settings, hub: Hub) -> None:
-    try:
-        session = _wait_for_join(reader, hub, transport, settings)
-    except Closed as exc:
-        if exc.code in (1002, 1009):  # our close to make, with the reason
-            with contextlib.suppress(OSError):
-                transport.send_goodbye(exc.reason, exc.code)
-        return
-    if session is None:
-        return
-    reader.direct = False  # from now on the session's writer sends everything
-    reader.wake_writer = session.wake.set
-    session.start_writer()
-    reason = "connection closed"
-    try:
-        while not session.closing:
-            raw = reader.receive(None)
-            if raw is not None:
-                _handle_frame(hub, session, raw)
-    except Closed as exc:
-        reason = exc.reason if exc.code in (1002, 1009) else "connection closed"
-        if exc.code in (1002, 1009):
-            session.close(exc.reason, exc.code)
-    finally:
-        hub.leave(session, session.close_reason if session.closing else reason)
-        session.wait_closed(settings.close_grace)
 
 
 def _finish(reader: FrameReader, transport: WsTransport, grace: float) -> None:
@@ -202,73 +178,3 @@ def _finish(reader: FrameReader, transport: WsTransport, grace: float) -> None:
             while (left := deadline - time.monotonic()) > 0:
                 reader.receive(left)
     transport.abort()
-
-
-def _decode(raw: str | bytes) -> dict[str, Any] | str:
-    """Parse a client frame into a dict, or return a sentence that says what is wrong."""
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    try:
-        frame = json.loads(text)
-    except (ValueError, RecursionError):
-        return 'frames must be JSON, like {"type":"say","text":"hello"}'
-    if not isinstance(frame, dict):
-        return 'frames must be JSON objects, like {"type":"say","text":"hello"}'
-    return frame
-
-
-def _wait_for_join(
-    reader: FrameReader, hub: Hub, transport: WsTransport, settings: Settings
-) -> Session | None:
-    """Until a join succeeds, the handler thread is the socket's only writer."""
-    deadline = time.monotonic() + settings.nick_timeout
-    while True:
-        raw = reader.receive(max(0.0, deadline - time.monotonic()))
-        if raw is None:
-            transport.send_goodbye(f"no join within {settings.nick_timeout:g} seconds", 1008)
-            return None
-        frame = _decode(raw)
-        if isinstance(frame, str):
-            _refuse(transport, frame, "bad_frame")
-            continue
-        if frame.get("type") != "join":
-            _refuse(transport, 'join first: {"type":"join","nick":"NAME"}', "join_first")
-            continue
-        nick = frame.get("nick")
-        if not isinstance(nick, str):
-            _refuse(transport, "join needs a nick, as a string", "nick_empty")
-            continue
-        since = frame.get("since")
-        if since is not None and (type(since) is not int or since < 0):
-            _refuse(transport, "since must be the id of the last event you saw, >= 0", "bad_frame")
-            continue
-        try:
-            return hub.join(clean_text(nick), transport, since)
-        except NickError as exc:
-            _refuse(transport, str(exc), exc.code)
-
-
-def _refuse(transport: WsTransport, text: str, code: str) -> None:
-    transport.send_event(Event("error", text=text, ts=utc_now(), extra={"code": code}))
-
-
-def _handle_frame(hub: Hub, session: Session, raw: str | bytes) -> None:
-    frame = _decode(raw)
-    if isinstance(frame, str):
-        hub.tell(session, "error", frame, code="bad_frame")
-        return
-    kind = frame.get("type")
-    if kind == "say":
-        text = frame.get("text")
-        if not isinstance(text, str):
-            hub.tell(session, "error", "say needs a text, as a string", code="bad_frame")
-            return
-        handle_input(hub, session, text)
-    elif kind == "join":
-        hub.tell(session, "error", f"already joined as {session.nick}", code="already_joined")
-    else:
-        hub.tell(
-            session,
-            "error",
-            f'unknown frame type {kind!r}; send {{"type":"say","text":"..."}}',
-            code="bad_frame",
-        )

@@ -1,19 +1,23 @@
-"""One WebSocket after its handshake: frames in on the request thread, frames out by one writer.
+"""One WebSocket after its handshake: JSON frames in on the request thread, frames out.
 
 flask-sock and simple-websocket do the HTTP upgrade. After that simple-websocket
 would run a reader thread of its own that also writes (pongs, close replies) and
 can miss a close; webchat starts no such thread (:class:`NoReaderThread`). The
-request thread reads frames with wsproto (:class:`FrameReader`), and everything
-that goes out, control frames included, is written by the session's writer thread
-(:class:`WsTransport`), whole frames with one ``sendall`` each batch.
+request thread reads frames with wsproto (:class:`FrameReader`) and turns them into
+joins and lines (:class:`WsConnection`). Until the join the request thread writes
+too; after it, everything that goes out, control frames included, is written under
+the session's write lock (see :mod:`webchat.core.writer`), whole frames at a time.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import select
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,8 +31,11 @@ from wsproto.events import (
 )
 from wsproto.utilities import ProtocolError
 
-from webchat.events import Event, Packet, encode_json, utc_now
-from webchat.session import SocketTransport
+from webchat.core.events import Event, Packet, encode_json, utc_now
+from webchat.core.serve import Ended, JoinRequest, Line, Refusal
+from webchat.core.session import Session
+from webchat.text import ChatError, clean_text
+from webchat.transports.sockets import SocketTransport
 
 OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x8, 0x9, 0xA
 
@@ -76,6 +83,7 @@ class WsTransport(SocketTransport):
     Before the join the request thread is its only writer."""
 
     kind = "web"
+    shows_own_input = False  # the page shows a message once the server sends it back
     # The last single event framed, shared by every socket (replaced as one tuple).
     _last_framed: tuple[Packet | None, bytes] = (None, b"")
 
@@ -206,3 +214,98 @@ class FrameReader:
         else:
             self.transport.queue_control(data)
             self.wake_writer()
+
+
+class WsConnection:
+    """A browser's side of :func:`~webchat.core.serve.serve`: a join frame, then say frames."""
+
+    def __init__(self, reader: FrameReader, transport: WsTransport, nick_timeout: float) -> None:
+        self.reader = reader
+        self.transport = transport
+        self.nick_timeout = nick_timeout
+
+    def read_join(self) -> JoinRequest | None:
+        deadline = time.monotonic() + self.nick_timeout
+        try:
+            while True:
+                raw = self.reader.receive(max(0.0, deadline - time.monotonic()))
+                if raw is None:
+                    self.transport.send_goodbye(
+                        f"no join within {self.nick_timeout:g} seconds", 1008
+                    )
+                    return None
+                request = join_request(decode(raw))
+                if isinstance(request, JoinRequest):
+                    return request
+                self.refuse_join(request)
+        except Closed as exc:
+            if exc.code in (1002, 1009):  # our close to make, with the reason
+                with contextlib.suppress(OSError):
+                    self.transport.send_goodbye(exc.reason, exc.code)
+            return None
+
+    def refuse_join(self, error: ChatError) -> None:
+        event = Event("error", text=str(error), ts=utc_now(), extra={"code": error.code})
+        self.transport.send_event(event)
+
+    def joined(self, wake_writer: Callable[[], None]) -> None:
+        self.reader.direct = False  # from now on the session's writer sends everything
+        self.reader.wake_writer = wake_writer
+
+    def read(self, session: Session) -> Line | Refusal | None:
+        try:
+            raw = self.reader.receive(None)
+        except Closed as exc:
+            if exc.code in (1002, 1009):
+                raise Ended(exc.reason, exc.code) from None
+            raise Ended("connection closed") from None
+        if raw is None:  # only a timeout returns None, and this read has none
+            return None
+        return say_line(decode(raw), session.nick)
+
+
+def decode(raw: str | bytes) -> dict[str, Any] | ChatError:
+    """Parse a client frame into a dict, or say what is wrong with it."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    try:
+        frame = json.loads(text)
+    except (ValueError, RecursionError):
+        return ChatError("bad_frame", 'frames must be JSON, like {"type":"say","text":"hello"}')
+    if not isinstance(frame, dict):
+        return ChatError(
+            "bad_frame", 'frames must be JSON objects, like {"type":"say","text":"hello"}'
+        )
+    return frame
+
+
+def join_request(frame: dict[str, Any] | ChatError) -> JoinRequest | ChatError:
+    if isinstance(frame, ChatError):
+        return frame
+    if frame.get("type") != "join":
+        return ChatError("join_first", 'join first: {"type":"join","nick":"NAME"}')
+    nick = frame.get("nick")
+    if not isinstance(nick, str):
+        return ChatError("nick_empty", "join needs a nick, as a string")
+    since = frame.get("since")
+    if since is not None and (type(since) is not int or since < 0):
+        return ChatError("bad_frame", "since must be the id of the last event you saw, >= 0")
+    rooms = frame.get("rooms", [])
+    if not isinstance(rooms, list) or not all(isinstance(r, str) for r in rooms):
+        return ChatError("bad_frame", 'rooms must be a list of room names, like ["#dev"]')
+    return JoinRequest(clean_text(nick), since, tuple(rooms))
+
+
+def say_line(frame: dict[str, Any] | ChatError, nick: str) -> Line | Refusal:
+    if isinstance(frame, ChatError):
+        return Refusal(str(frame), frame.code)
+    kind = frame.get("type")
+    if kind == "say":
+        text, room = frame.get("text"), frame.get("room")
+        if not isinstance(text, str):
+            return Refusal("say needs a text, as a string", "bad_frame")
+        if room is not None and not isinstance(room, str):
+            return Refusal("room must be a room name, as a string", "bad_frame")
+        return Line(text, room)
+    if kind == "join":
+        return Refusal(f"already joined as {nick}", "already_joined")
+    return Refusal(f'unknown frame type {kind!r}; send {{"type":"say","text":"..."}}', "bad_frame")

@@ -1,12 +1,12 @@
 """The chat's history: an append-only log of sequenced events in SQLite.
 
-DESIGN.md rule 3 says an event is in the log before it is delivered. The
-:class:`GroupCommitter` keeps that cheap under load: one background thread takes
-everything pending, writes it in one transaction, and only then hands it on for
-delivery. A log that cannot be written never stops the chat: :class:`Store`
-records why in :attr:`Store.error` and from then on behaves as a disabled log.
+DESIGN.md rule 3 says an event is in the log before it is delivered; the bus
+(:mod:`webchat.bus.local`) appends each batch here in one transaction before it
+hands the batch on. A log that cannot be written never stops the chat:
+:class:`SqliteHistory` records why in :attr:`SqliteHistory.error` and from then on
+behaves as a disabled log.
 
-Connections: every write goes through one connection, used by the committer
+Connections: every write goes through one connection, used by the bus's committer
 thread (a lock keeps direct calls from other threads safe too). Reads take a
 connection of their own from a small pool, so under WAL they see every committed
 batch and never wait for a write. ``":memory:"`` is one database per connection,
@@ -23,18 +23,15 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
-from webchat.events import SEQUENCED, Event
+from webchat.core.events import LOBBY, SEQUENCED, Event
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Rows deleted per pruning transaction: small, so the write lock is never held long.
 PRUNE_BATCH = 1000
 # Rows the committer prunes between two batches of appends, so that shrinking a big
@@ -56,7 +53,8 @@ CREATE TABLE IF NOT EXISTS events (
     extra   TEXT,                 -- JSON object, or NULL
     party_a TEXT,                 -- NULL for a public event; else a nick key
     party_b TEXT,                 -- the other party (party_a again for a note to oneself)
-    created REAL NOT NULL         -- unix time of the append, for retention by age
+    created REAL NOT NULL,        -- unix time of the append, for retention by age
+    room    TEXT                  -- the room it happened in; NULL: server-wide or private
 );
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -67,17 +65,29 @@ PRAGMA user_version = {SCHEMA_VERSION};
 COMMIT;
 """
 
+# Version 1 had one conversation: its public messages and actions were the lobby's.
+_MIGRATE_FROM_1 = f"""
+BEGIN IMMEDIATE;
+ALTER TABLE events ADD COLUMN room TEXT;
+UPDATE events SET room = '{LOBBY}' WHERE type IN ('message', 'me') AND party_a IS NULL;
+PRAGMA user_version = 2;
+COMMIT;
+"""
+_INDEX = "CREATE INDEX IF NOT EXISTS events_room ON events (room, id)"
+
 _INSERT = (
-    "INSERT INTO events (id, ts, type, nick, text, extra, party_a, party_b, created)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO events (id, ts, type, nick, text, extra, party_a, party_b, created, room)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _RAISE_META = (
     "INSERT INTO meta (key, value) VALUES (?, ?)"
     " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)"
 )
-_COLUMNS = "id, ts, type, nick, text, extra"
+_COLUMNS = "id, ts, type, nick, text, extra, room"
 
-_Row = tuple[int, str, str, str | None, str | None, str | None, str | None, str | None, float]
+_Row = tuple[
+    int, str, str, str | None, str | None, str | None, str | None, str | None, float, str | None
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +109,7 @@ class StoredEvent:
             raise ValueError("a private event needs its parties, or history would show it to all")
 
 
-class Store:
+class SqliteHistory:
     """The history log; never raises once built, so the chat outlives its disk."""
 
     def __init__(
@@ -245,45 +255,64 @@ class Store:
     # ----- reading ----------------------------------------------------------------
 
     def recent(
-        self, limit: int, *, before: int | None = None, up_to: int | None = None
+        self,
+        limit: int,
+        *,
+        room: str = LOBBY,
+        before: int | None = None,
+        up_to: int | None = None,
     ) -> list[Event]:
-        """The newest public events, oldest first: what a newcomer sees of the past."""
+        """A room's newest public events, oldest first: what a newcomer sees of the past.
+
+        The lobby's history also holds the server-wide events (joins, leaves, renames).
+        """
         if limit <= 0 or self._error is not None:
             return []
+        where = "(room = ? OR room IS NULL)" if room == LOBBY else "room = ?"
         try:
             with self._reading() as conn:
                 rows = conn.execute(
                     f"SELECT {_COLUMNS} FROM events"
-                    " WHERE party_a IS NULL AND id < ? AND id <= ?"
+                    f" WHERE {where} AND party_a IS NULL AND id < ? AND id <= ?"
                     " ORDER BY id DESC LIMIT ?",
-                    (_clamp(before, _MAX_ID), _clamp(up_to, _MAX_ID), limit),
+                    (room, _clamp(before, _MAX_ID), _clamp(up_to, _MAX_ID), limit),
                 ).fetchall()
         except sqlite3.Error as exc:
             self._read_failed(exc, "recent")
             return []
         return [_event(row) for row in reversed(rows)]
 
-    def since(self, after: int, *, up_to: int, viewer_key: str | None) -> list[Event] | None:
+    def since(
+        self,
+        after: int,
+        *,
+        up_to: int,
+        viewer_key: str | None,
+        rooms: Collection[str] | None = None,
+    ) -> list[Event] | None:
         """Everything a returning viewer missed, or None when the log cannot say exactly.
 
-        None means: the store is off, events after ``after`` were pruned, or ``after``
-        is beyond anything ever stored (the ids came from a run whose log was lost).
+        ``rooms`` limits it to those rooms' events (server-wide ones count as the
+        lobby's); None means every room. ``viewer_key`` adds that viewer's private
+        events. None means: the store is off, events after ``after`` were pruned, or
+        ``after`` is beyond anything ever stored (the ids came from a run whose log
+        was lost).
         """
         if self._error is not None:
             return None
         after = max(after, 0)
         if up_to <= after:
             return []
+        scope, params = _scope(viewer_key, rooms)
         try:
             with self._reading() as conn:
                 meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
                 if after < meta.get("pruned_through", 0) or after > meta.get("last_id", 0):
                     return None
                 rows = conn.execute(
-                    f"SELECT {_COLUMNS} FROM events"
-                    " WHERE id > ? AND id <= ? AND (party_a IS NULL OR party_a = ? OR party_b = ?)"
-                    " ORDER BY id",
-                    (_clamp(after, _MAX_ID), _clamp(up_to, _MAX_ID), viewer_key, viewer_key),
+                    f"SELECT {_COLUMNS} FROM events WHERE id > ? AND id <= ?"
+                    f" AND {scope} ORDER BY id",
+                    (_clamp(after, _MAX_ID), _clamp(up_to, _MAX_ID), *params),
                 ).fetchall()
         except sqlite3.Error as exc:
             self._read_failed(exc, "since")
@@ -363,8 +392,11 @@ class Store:
                 raise sqlite3.DatabaseError(
                     f"{self.path} has schema version {version}; this webchat knows {SCHEMA_VERSION}"
                 )
+            if version == 1:
+                conn.executescript(_MIGRATE_FROM_1)
             # Also proves the file is writable now, not at the first message.
             conn.executescript(_SCHEMA)
+            conn.execute(_INDEX)
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             (top, rows) = conn.execute(
                 "SELECT coalesce(max(id), 0), count(*) FROM events"
@@ -396,102 +428,6 @@ class Store:
             log.warning("history: %s from %s failed: %s", doing, self.path, exc)
 
 
-class GroupCommitter(Generic[T]):
-    """The single writer thread: log a batch, then hand it on, so delivery follows the log.
-
-    Under load, everything submitted while one transaction commits goes into the
-    next one, so the cost of a commit is shared by the whole batch.
-    """
-
-    def __init__(
-        self,
-        store: Store,
-        on_committed: Callable[[list[T]], None],
-        to_stored: Callable[[T], StoredEvent | None],
-        *,
-        prune_every: float = 5.0,
-    ) -> None:
-        self.store = store
-        self._on_committed = on_committed
-        self._to_stored = to_stored
-        self._prune_every = prune_every
-        self._cond = threading.Condition(threading.Lock())
-        self._pending: list[T] = []
-        self._stopping = False
-        self._dropped = 0
-        self._thread: threading.Thread | None = None
-
-    def submit(self, item: T) -> None:
-        """Queue one item; never blocks on the disk. Order of submission is kept."""
-        with self._cond:
-            if self._stopping:
-                self._dropped += 1
-                if self._dropped == 1:
-                    log.warning("history: item submitted after stop() was dropped")
-                return
-            self._pending.append(item)
-            if len(self._pending) == 1:
-                self._cond.notify()
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="webchat-store", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        """Commit and hand on everything pending, then end the thread."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-        thread = self._thread
-        if thread is None:
-            with self._cond:
-                items, self._pending = self._pending, []
-            if items:
-                self._commit(items)
-        elif thread is not threading.current_thread():
-            thread.join()
-
-    def _run(self) -> None:
-        periodic = self._prune_every > 0
-        next_prune = time.monotonic()  # once at start: retention may have been lowered
-        while True:
-            with self._cond:
-                while not self._pending and not self._stopping:
-                    wait = max(0.0, next_prune - time.monotonic()) if periodic else None
-                    if wait == 0.0:
-                        break
-                    self._cond.wait(wait)
-                items, self._pending = self._pending, []
-                stopping = self._stopping
-            if items:
-                self._commit(items)
-            if stopping:
-                return
-            if periodic and time.monotonic() >= next_prune:
-                deleted = self.store.prune(PRUNE_BUDGET)
-                # More to delete: go on after the next batch of appends, not in 5 s.
-                next_prune = time.monotonic() + (
-                    0 if deleted >= PRUNE_BUDGET else self._prune_every
-                )
-
-    def _commit(self, items: list[T]) -> None:
-        stored: list[StoredEvent] = []
-        for item in items:
-            try:
-                converted = self._to_stored(item)
-            except Exception:
-                log.exception("history: cannot log %r", item)
-                continue
-            if converted is not None:
-                stored.append(converted)
-        self.store.append(stored)
-        try:
-            self._on_committed(items)
-        except Exception:
-            log.exception("history: delivering a committed batch failed")
-
-
 def _row(stored: StoredEvent, created: float) -> _Row:
     event = stored.event
     assert event.id is not None and event.ts is not None  # checked by StoredEvent
@@ -514,12 +450,27 @@ def _row(stored: StoredEvent, created: float) -> _Row:
         party_a,
         party_b,
         created,
+        event.room,
     )
 
 
-def _event(row: tuple[int, str, str, str | None, str | None, str | None]) -> Event:
-    event_id, ts, type_, nick, text, extra = row
-    return Event(type_, nick, text, event_id, ts, None if extra is None else json.loads(extra))
+def _event(row: tuple[int, str, str, str | None, str | None, str | None, str | None]) -> Event:
+    event_id, ts, type_, nick, text, extra, room = row
+    loaded = None if extra is None else json.loads(extra)
+    return Event(type_, nick, text, event_id, ts, loaded, room)
+
+
+def _scope(viewer_key: str | None, rooms: Collection[str] | None) -> tuple[str, list[object]]:
+    """The WHERE clause for what one viewer may be shown: public events, and their own mail."""
+    mail = "(party_a = ? OR party_b = ?)"
+    if rooms is None:
+        return f"(party_a IS NULL OR {mail})", [viewer_key, viewer_key]
+    names = sorted(set(rooms))
+    marks = ", ".join("?" * len(names))
+    public = f"room IN ({marks})" if names else "0"
+    if LOBBY in names:
+        public = f"({public} OR (room IS NULL AND party_a IS NULL))"
+    return f"({public} OR {mail})", [*names, viewer_key, viewer_key]
 
 
 def _clamp(value: int | None, default: int) -> int:

@@ -1,0 +1,46 @@
+"""The Bus: gives events their ids and one order, and makes them durable before delivery.
+
+The hub hands every outgoing item to the bus (replies to one session too, so each
+session sees one order) and gets them back, in submission order, through the
+``deliver`` callback once the sequenced ones are stored. The embedded bus is
+:class:`~webchat.bus.local.LocalBus`: a counter and a group commit into SQLite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from webchat.core.events import Audience, Event
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One item on its way to the ring: an event, who may see it, and how it is logged."""
+
+    event: Event
+    audience: Audience
+    # Who may read it back from history: None for public events, else the nick keys.
+    parties: frozenset[str] | None = None
+    # A past event shown again (/history): marked as such, never sequenced or stored again.
+    replayed: bool = False
+    # The session that stops receiving event.room right after this item (an exit).
+    exits: int = 0
+
+
+class Bus(Protocol):
+    def start(self, deliver: Callable[[list[Outgoing]], None]) -> None:
+        """Begin handing committed batches to ``deliver``, on the bus's own thread."""
+
+    def submit(self, item: Outgoing) -> Outgoing:
+        """Queue one item and return it as sequenced so far (with its id, if known now).
+
+        Callers serialise their calls (the hub's lock): submission order is the order.
+        """
+
+    def last_id(self) -> int:
+        """The highest id given out; the next one is larger, also after a restart."""
+
+    def stop(self) -> None:
+        """Deliver everything submitted, then stop."""

@@ -1,0 +1,204 @@
+"""Fan-out: one shared ring of encoded packets, and a cursor per session.
+
+Rather than a queue per session, every packet goes once into a ring; each session
+takes everything between its cursor and the head in one slice. Publishing costs
+the same whatever the number of receivers, everyone gets one order for free, and a
+session's backlog is exactly its lag behind the head, bounded in packets and bytes.
+
+Before the ring reuses a slot, every open session must have taken it: a session
+whose writer is stuck in a send is a peer that stopped reading, and is closed as
+too slow; a writer that is merely waiting for the CPU is waited for, which holds
+back the publisher and slows a flood at its source. Nobody waits longer than
+``close_grace``. The ring shares the hub's lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from webchat.core.events import Packet
+from webchat.core.session import Session
+from webchat.core.writer import Doorbell
+
+# Seconds a closing writer waits between looks for the last packets it is owed.
+CLOSING_POLL = 0.05
+
+
+class Fanout:
+    """The ring; methods ending in ``_locked`` expect the caller to hold ``lock``."""
+
+    def __init__(
+        self,
+        lock: threading.Lock,
+        capacity: int,
+        close_grace: float,
+        sessions: Callable[[], Iterable[Session]],
+        ring_doorbell: Callable[[Session], None],
+    ) -> None:
+        self.lock = lock
+        self.capacity = capacity
+        self.close_grace = close_grace
+        self._sessions = sessions
+        self._ring_doorbell = ring_doorbell
+        self._slots: list[Packet | None] = [None] * capacity
+        self.head = 0  # packets ever appended; the next one goes in slot head % capacity
+        self.bytes_total = 0
+        # A lower bound of every open session's cursor (cursors only grow), so appending
+        # looks at the sessions only when the ring is about to reuse a slot someone needs.
+        self._low_cursor = 0
+        # Wakes publishers held back while the ring is full, and the ring waiting for
+        # slow writers; both wait on the hub's lock.
+        self._space = threading.Condition(lock)
+        self._space_waiters = 0
+        # Items handed to the bus, and items back from it into the ring (one packet each).
+        self.submitted = 0
+        self.released = 0
+
+    # ----- publishing side --------------------------------------------------------
+
+    def hold_sender_locked(self) -> None:
+        """While a whole ring's worth is on its way, hold the publishing thread."""
+        while self.submitted - self.released >= self.capacity:
+            self._wait_locked(self.close_grace)
+
+    def append_locked(self, packets: list[Packet]) -> None:
+        for packet in packets:
+            if self.head - self.capacity >= self._low_cursor:
+                self._free_slot_locked()
+            self._slots[self.head % self.capacity] = packet
+            self.head += 1
+            self.bytes_total += packet.size
+        self.released += len(packets)
+        if self._space_waiters:
+            self._space.notify_all()
+
+    def _wait_locked(self, timeout: float) -> None:
+        self._space_waiters += 1
+        try:
+            self._space.wait(timeout)
+        finally:
+            self._space_waiters -= 1
+
+    def _free_slot_locked(self) -> None:
+        deadline: float | None = None
+        while True:
+            oldest = self.head - self.capacity  # the packet whose slot is next
+            low = self.head
+            laggards: list[Session] = []
+            for s in self._sessions():
+                if s.closing:
+                    continue
+                if s.cursor > oldest:
+                    low = min(low, s.cursor)
+                elif s.sending:
+                    self.close_locked(
+                        s, f"too slow: more than {self.capacity} events waiting to be sent", 1008
+                    )
+                else:
+                    laggards.append(s)
+            if not laggards:
+                self._low_cursor = low
+                return
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + self.close_grace
+            if now >= deadline:
+                for s in laggards:
+                    self.close_locked(s, "too slow: its writer did not keep up", 1008)
+                continue
+            self._wait_locked(deadline - now)
+
+    # ----- delivery side ----------------------------------------------------------
+
+    def _end(self, session: Session) -> tuple[int, bool]:
+        head = self.head
+        if session.closing:
+            return min(head, session.close_seq), head >= session.close_seq
+        return head, False
+
+    def wait_for(self, session: Session, doorbell: Doorbell, timeout: float | None) -> None:
+        """Sleep on the session's doorbell unless something is already there for it."""
+        end, done = self._end(session)
+        splices = session.splices
+        if session.cursor >= end and not done and not (splices and splices[0].position <= end):
+            # A closing session waits only for its last few packets to leave the bus.
+            doorbell.wait(CLOSING_POLL if session.closing else timeout)
+
+    def take(self, session: Session) -> tuple[list[Packet], bool]:
+        """Everything owed between the session's cursor and the head, with its splices.
+
+        Called with the session's write lock, not the hub's: a slot is filled before
+        the head moves past it, and no slot a live session still needs is reused.
+        """
+        end, done = self._end(session)  # the head is read before the splices (see Splice)
+        start = session.cursor
+        if end - start > self.capacity:  # only a closing session is ever overtaken
+            self.close(session, f"too slow: more than {self.capacity} events waiting")
+            return [], True
+        chunk: list[Packet] = []
+        if start < end:
+            # Copy first, move the cursor after: until the cursor moves, the slots from
+            # `start` on are kept for this session, so the copy cannot see a reused slot.
+            first, last = start % self.capacity, end % self.capacity
+            slots = self._slots
+            taken = slots[first:last] if first < last else slots[first:] + slots[:last]
+            chunk = taken  # type: ignore[assignment]  # every slot in [start, end) is filled
+            if self.head - start > self.capacity:  # a closing session is not waited for
+                self.close(session, f"too slow: more than {self.capacity} events waiting")
+                return [], True
+            session.cursor = end
+            session.cursor_bytes = self.bytes_total
+            if self._space_waiters:
+                with self.lock:
+                    self._space.notify_all()
+        splices = session.splices
+        if splices and splices[0].position <= end:
+            chunk = self._spliced(session, chunk, start, end)
+        return chunk, done
+
+    @staticmethod
+    def _spliced(session: Session, chunk: list[Packet], start: int, end: int) -> list[Packet]:
+        merged: list[Packet] = []
+        at = start
+        splices = session.splices
+        while splices and splices[0].position <= end:
+            splice = splices.popleft()
+            cut = max(splice.position, start)
+            merged.extend(chunk[at - start : cut - start])
+            merged.extend(splice.packets)
+            at = cut
+        merged.extend(chunk[at - start :])
+        return merged
+
+    # ----- closing and lag --------------------------------------------------------
+
+    def close(self, session: Session, reason: str, code: int = 1000) -> None:
+        with self.lock:
+            self.close_locked(session, reason, code)
+
+    def close_locked(self, session: Session, reason: str, code: int) -> None:
+        if session.closing:
+            return
+        session.closing = True
+        session.closing_since = time.monotonic()
+        session.close_reason = reason
+        session.close_code = code
+        # What was published before the close is still owed to it (errors that explain
+        # the close, above all); what comes after is not.
+        session.close_seq = self.submitted
+        self._ring_doorbell(session)
+
+    def reap_locked(self, max_bytes: int, now: float) -> list[Session]:
+        """Close sessions whose peer stopped reading; return those that will not close."""
+        stuck: list[Session] = []
+        for s in self._sessions():
+            if not s.closing:
+                lag = self.bytes_total - s.cursor_bytes
+                # Only a writer stuck in a send means the peer stopped reading.
+                if s.sending and lag > max_bytes:
+                    self.close_locked(s, f"too slow: {lag} bytes waiting to be sent", 1008)
+            elif now - s.closing_since > self.close_grace:
+                stuck.append(s)
+        return stuck

@@ -1,0 +1,343 @@
+"""The hub: one lock over who is here, the rooms, and the order in which things happen.
+
+It is a facade. The :class:`~webchat.core.roster.Roster` knows who is here, the
+:class:`~webchat.core.rooms.Rooms` who is in which room, the
+:class:`~webchat.bus.Bus` gives events their ids and makes them durable, and the
+:class:`~webchat.core.fanout.Fanout` ring delivers them. The hub holds one lock
+across all of them, so a change of membership and the events around it are in one
+order for everyone. Once the bus hands a batch back (``_release``) the hub puts it
+in the ring and writes it straight to every idle socket that takes it without
+waiting; only the rest wake their writer threads. See docs/DESIGN-NOTES.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from webchat.bus import Bus, Outgoing
+from webchat.core.events import (
+    LOBBY,
+    Audience,
+    Event,
+    Packet,
+    history_packet,
+    make_packet,
+)
+from webchat.core.fanout import Fanout
+from webchat.core.membership import Membership
+from webchat.core.replay import ReplayLimits, join_replay
+from webchat.core.rooms import RoomLimits, Rooms, check_room
+from webchat.core.roster import Presence, Roster
+from webchat.core.session import Session, Splice, Transport
+from webchat.core.welcome import welcome_packet
+from webchat.core.writer import Writer
+from webchat.history import History
+from webchat.policy.limits import TokenBucket
+from webchat.text import ChatError, check_nick, nick_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HubLimits(ReplayLimits, RoomLimits):
+    max_nick_chars: int = 24
+    max_message_chars: int = 2000
+    outbox_max_events: int = 4096
+    outbox_max_bytes: int = 2 * 1024 * 1024
+    close_grace: float = 2.0
+    reap_interval: float = 0.25
+    rate_per_second: float = 3.0
+    rate_burst: int = 15
+    flood_refusals: int = 20
+    flood_window: float = 10.0
+
+    @classmethod
+    def from_settings(cls, settings: object) -> HubLimits:
+        """The hub's share of the server settings: every field of the same name."""
+        names = [f.name for f in dataclasses.fields(cls) if hasattr(settings, f.name)]
+        return cls(**{name: getattr(settings, name) for name in names})
+
+
+class Hub:
+    """Thread-safe: every method may be called from any connection's thread."""
+
+    def __init__(self, limits: HubLimits, bus: Bus, history: History) -> None:
+        self.limits = limits
+        self.bus = bus
+        self.history = history
+        self.lock = threading.Lock()
+        self.roster = Roster()
+        self.rooms = Rooms(limits)
+        self._writers: dict[int, Writer] = {}
+        self.membership = Membership(self)
+        self.fanout = Fanout(
+            self.lock,
+            limits.outbox_max_events,
+            limits.close_grace,
+            lambda: self.roster.sessions.values(),
+            self.wake,
+        )
+        # The highest event id in the ring: the seam between replay and live delivery.
+        self.released_id = bus.last_id()
+        # A log that never opened is told to each newcomer at join; only a failure
+        # during the run is news for everyone.
+        self._history_failure_told = history.error is not None
+        self._stopping = threading.Event()
+        bus.start(self._release)
+        self._reaper = threading.Thread(target=self._reap_loop, name="hub-reaper", daemon=True)
+        self._reaper.start()
+
+    # ----- arriving and leaving ---------------------------------------------------
+
+    def join(
+        self,
+        raw_nick: str,
+        transport: Transport,
+        since: int | None = None,
+        rooms: tuple[str, ...] = (),
+    ) -> Session:
+        """Admit a user to #lobby (and ``rooms``); raise ChatError if refused.
+
+        The session's writer first sends history (each room's last events, or what
+        it missed after ``since``) and the welcome, then everything live.
+        """
+        nick = check_nick(raw_nick, self.limits.max_nick_chars)
+        wanted = list(dict.fromkeys([LOBBY, *(check_room(r) for r in rooms)]))
+        bucket = TokenBucket(self.limits.rate_per_second, self.limits.rate_burst)
+        with self.lock:
+            session = Session(self.roster.next_id(), nick, nick_key(nick), transport, bucket)
+            self.roster.claim(session)
+            try:
+                for held, name in enumerate(wanted):
+                    self.rooms.check_enter(name, held)
+            except ChatError:
+                self.roster.release(session)
+                raise
+            for name in wanted:
+                self.rooms.enter(name, session.id, session.key)
+                session.rooms[name] = None
+            session.active_room = LOBBY
+            session.receiving = set(wanted)
+            session.cursor, session.cursor_bytes = self.fanout.head, self.fanout.bytes_total
+            seam = self.released_id  # up to here from the log, the rest comes live
+            welcome = welcome_packet(self, session)
+            self._writers[session.id] = Writer(session, self.fanout, transport.direct)
+            self.publish_locked(Event("join", nick, extra={"via": session.via}), _near(session))
+            for name in wanted[1:]:
+                self.publish_locked(Event("enter", nick, room=name), Audience.room(name))
+        log.info("%s joined via %s", nick, session.via)
+        replay = join_replay(self.history, self.limits, session.id, wanted, seam, since)
+        session.splices.append(Splice(session.cursor, [*replay, welcome]))
+        return session
+
+    def start(self, session: Session) -> None:
+        """Start the session's writer: its preamble first, then everything live."""
+        self._writers[session.id].start()
+
+    def leave(self, session: Session, reason: str = "") -> None:
+        """Remove a user and tell everyone who shares a room; safe to call more than once."""
+        with self.lock:
+            if not self.roster.release(session):
+                return
+            audience = _near(session)
+            for name in session.rooms:
+                self.rooms.exit(name, session.id)
+            self.publish_locked(Event("leave", session.nick, reason or None), audience)
+            self.fanout.close_locked(session, reason or "left", 1000)
+        log.info("%s left (%s)", session.nick, reason or "no reason")
+
+    def wait_closed(self, session: Session, timeout: float) -> None:
+        """Let the writer finish its last words; then the session is gone for good."""
+        writer = self._writers.get(session.id)
+        if writer is not None:
+            writer.wait_closed(timeout)
+            with self.lock:
+                self._writers.pop(session.id, None)
+
+    def close_session(self, session: Session, reason: str, code: int = 1000) -> None:
+        """Flush what is owed, say goodbye and close; the first reason wins."""
+        self.fanout.close(session, reason, code)
+
+    def rename(self, session: Session, raw_nick: str) -> None:
+        nick = check_nick(raw_nick, self.limits.max_nick_chars)
+        with self.lock:
+            old, old_key = session.nick, session.key
+            self.roster.rename(session, nick, nick_key(nick))
+            self.rooms.rekey(list(session.rooms), session.id, old_key, session.key)
+            self.publish_locked(Event("nick", old, extra={"new": nick}), _near(session))
+
+    def set_away(self, session: Session, reason: str | None) -> None:
+        with self.lock:
+            session.away = reason
+            self.roster.refresh(session)
+            if reason is None:
+                event = Event("back", session.nick)
+            else:
+                event = Event("away", session.nick, reason or None)
+            self.publish_locked(event, _near(session))
+
+    # ----- looking up -------------------------------------------------------------
+
+    def find(self, raw_nick: str) -> Session | None:
+        with self.lock:
+            return self.roster.by_key(nick_key(raw_nick))
+
+    def session(self, session_id: int) -> Session | None:
+        """A session by id: ids are never reused, so a stale id finds nobody."""
+        with self.lock:
+            return self.roster.sessions.get(session_id)
+
+    def presence(self) -> list[Presence]:
+        with self.lock:
+            return self.roster.presence()
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.roster.sessions)
+
+    def history_for(self, room: str, limit: int, before: int | None = None) -> list[Event]:
+        """A room's public events from the log, oldest first, for /history and scroll-back."""
+        with self.lock:
+            seam = self.released_id
+        return self.history.recent(limit, room=room, before=before, up_to=seam)
+
+    # ----- publishing -------------------------------------------------------------
+
+    def publish(
+        self,
+        type_: str,
+        nick: str | None = None,
+        text: str | None = None,
+        *,
+        room: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+        audience: Audience | None = None,
+        parties: frozenset[str] | None = None,
+        origin: Session | None = None,
+    ) -> Event:
+        """Sequence and deliver one event; returns it as everyone will see it.
+
+        Without an audience it goes to the room's members (everyone, without a room).
+        A terminal user is not sent their own plain message (see Audience.echo).
+        """
+        origin_id = origin.id if origin is not None else 0
+        if audience is None:
+            echo = type_ != "message"
+            if room is None:
+                audience = Audience(everyone=True, origin=origin_id, echo=echo)
+            else:
+                audience = Audience.room(room, origin_id, echo)
+        with self.lock:
+            if origin is not None:
+                origin.last_active = time.monotonic()
+            event = Event(type_, nick, text, extra=extra, room=room)
+            return self.publish_locked(event, audience, parties)
+
+    def notify(
+        self, session: Session, type_: str, text: str, room: str | None = None, **extra: Any
+    ) -> None:
+        """A one-off event for one session only: errors, replies, notices."""
+        with self.lock:
+            event = Event(type_, text=text, extra=extra or None, room=room)
+            self.publish_locked(event, Audience.only(session.id))
+
+    def show_history(self, session: Session, notice: Event, events: list[Event]) -> None:
+        """Past events for one session, marked as history, in the session's one order."""
+        with self.lock:
+            self.publish_locked(notice, Audience.only(session.id))
+            only = Audience.only(session.id)
+            for event in events:
+                self._submit_locked(Outgoing(event, only, replayed=True))
+
+    def publish_locked(
+        self,
+        event: Event,
+        audience: Audience,
+        parties: frozenset[str] | None = None,
+        exits: int = 0,
+        hold: bool = True,
+    ) -> Event:
+        """Give the event its place in the order and hand it to the bus.
+
+        Delivery happens when the bus hands it back (``_release``): rule 3, an event
+        is in the log before anyone receives it. Replies go the same way, so each
+        session still sees one order.
+        """
+        if hold:  # the bus or the writers are a whole ring behind: hold the sender
+            self.fanout.hold_sender_locked()
+        if self._stopping.is_set():
+            return event  # shutting down: the leaves that follow are nobody's news
+        return self._submit_locked(Outgoing(event, audience, parties, False, exits)).event
+
+    def _submit_locked(self, item: Outgoing) -> Outgoing:
+        self.fanout.submitted += 1
+        return self.bus.submit(item)
+
+    def _release(self, items: list[Outgoing]) -> None:
+        """Called by the bus's thread with each committed batch, in order."""
+        packets = [_packet(i) for i in items]  # encoded off the lock
+        with self.lock:
+            self.fanout.append_locked(packets)
+            for packet in packets:
+                if packet.event.id is not None and packet.event.id > self.released_id:
+                    self.released_id = packet.event.id
+            writers = list(self._writers.values())
+            if self.history.error is not None and not self._history_failure_told:
+                self._history_failure_told = True
+                text = f"{self.history.error}; the chat goes on without it"
+                # This is the bus's own thread: it must never wait for room in the ring.
+                self.publish_locked(Event("system", text=text), Audience.all(), hold=False)
+        # Never blocks: see Writer.send_direct.
+        now = time.monotonic()
+        for writer in writers:
+            if not writer.send_direct(now):
+                writer.doorbell.ring()
+
+    def wake(self, session: Session) -> None:
+        """Ring the session's writer: its transport has control frames to send."""
+        writer = self._writers.get(session.id)
+        if writer is not None:
+            writer.doorbell.ring()
+
+    # ----- housekeeping -----------------------------------------------------------
+
+    def _reap_loop(self) -> None:
+        """Close sessions that fell too far behind, cut those that will not close,
+        and forget rooms that stayed empty."""
+        while not self._stopping.wait(self.limits.reap_interval):
+            with self.lock:
+                stuck = self.fanout.reap_locked(self.limits.outbox_max_bytes, time.monotonic())
+                for name in self.rooms.expire():
+                    log.info("room %s was empty for %gs and is gone", name, self.limits.room_expiry)
+            for s in stuck:
+                s.transport.abort()
+
+    def shutdown(self, reason: str = "server shutting down") -> None:
+        """Close every session and stop; used when the server stops."""
+        with self.lock:
+            sessions = list(self.roster.sessions.values())
+            for s in sessions:
+                self.fanout.close_locked(s, reason, 1001)
+            writers = list(self._writers.values())
+        for writer in writers:
+            writer.wait_closed(self.limits.close_grace)
+        self._stopping.set()
+        self.bus.stop()
+        self.history.close()
+
+
+def _near(session: Session) -> Audience:
+    """Everyone who shares a room with this user, and the user."""
+    return Audience(rooms=frozenset(session.rooms), sessions=frozenset({session.id}))
+
+
+def _packet(item: Outgoing) -> Packet:
+    if item.replayed:
+        return history_packet(item.event, item.audience)
+    return make_packet(item.event, item.audience, exits=item.exits)

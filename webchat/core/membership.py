@@ -1,0 +1,130 @@
+"""Rooms in use: entering, leaving, topics, member lists, and posting into a room.
+
+Each change happens under the hub's lock together with the event that announces
+it, so membership and the order of events agree. A session that enters a room
+mid-conversation gets the room's recent history as a splice (see
+:class:`~webchat.core.session.Splice`): after everything it was owed, before the
+room's first live event, with nothing in between lost or repeated.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from webchat.core.events import LOBBY, Audience, Event, marker_packet
+from webchat.core.replay import notice, room_history
+from webchat.core.rooms import Room, check_room
+from webchat.core.roster import Presence
+from webchat.core.session import Session, Splice
+from webchat.text import ChatError
+
+if TYPE_CHECKING:
+    from webchat.core.hub import Hub
+
+
+def not_in_room(room: str) -> ChatError:
+    return ChatError("not_in_room", f"you are not in {room}; /join {room} first")
+
+
+class Membership:
+    """The room operations of one hub; every method may be called from any thread."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def target(self, session: Session, raw: str | None) -> str:
+        """The room a command acts in: the one named, else the active one."""
+        if raw:
+            return check_room(raw)
+        if session.active_room is None:
+            raise ChatError("not_in_room", "you are in no room; /join #room first")
+        return session.active_room
+
+    def post(self, session: Session, type_: str, text: str, room: str) -> Event:
+        """A message or an action in a room the user is in; refused with not_in_room."""
+        hub = self.hub
+        with hub.lock:
+            if room not in session.rooms:
+                raise not_in_room(room)
+            session.last_active = time.monotonic()
+            audience = Audience.room(room, session.id, echo=type_ != "message")
+            event = Event(type_, session.nick, text, room=room)
+            return hub.publish_locked(event, audience)
+
+    def enter(self, session: Session, raw: str) -> bool:
+        """Enter a room (creating it if new) and make it active; False if already in it.
+
+        The room's history is read under the lock: the splice must be in place before
+        the writer can pass its position, and /join is rare enough to afford it.
+        """
+        name = check_room(raw)
+        hub = self.hub
+        with hub.lock:
+            if name in session.rooms:
+                session.active_room = name
+                return False
+            hub.rooms.check_enter(name, len(session.rooms))
+            room = hub.rooms.enter(name, session.id, session.key)
+            session.rooms[name] = None
+            session.active_room = name
+            packets = [
+                marker_packet(session.id, name),
+                *room_history(hub.history, hub.limits, session.id, name, hub.released_id),
+                notice(session.id, _describe(room), name, code="room", topic=room.topic),
+            ]
+            session.splices.append(Splice(hub.fanout.head, packets))
+            hub.publish_locked(Event("enter", session.nick, room=name), Audience.room(name))
+        return True
+
+    def part(self, session: Session, raw: str | None, reason: str = "") -> str:
+        """Leave a room; plain lines then go to the lobby, or the room entered last."""
+        name = self.target(session, raw)
+        hub = self.hub
+        with hub.lock:
+            if name not in session.rooms:
+                raise not_in_room(name)
+            event = Event("exit", session.nick, reason or None, room=name)
+            hub.publish_locked(event, Audience.room(name), exits=session.id)
+            hub.rooms.exit(name, session.id)
+            del session.rooms[name]
+            if session.active_room == name:
+                rest = list(session.rooms)
+                fallback = rest[-1] if rest else None
+                session.active_room = LOBBY if LOBBY in session.rooms else fallback
+        return name
+
+    def set_topic(self, session: Session, room: str, text: str) -> None:
+        hub = self.hub
+        hub.rooms.check_topic(text)
+        with hub.lock:
+            found = hub.rooms.get(room)
+            if found is None or room not in session.rooms:
+                raise not_in_room(room)
+            found.topic, found.topic_by = text, session.nick
+            hub.publish_locked(Event("topic", session.nick, text, room=room), Audience.room(room))
+
+    def room(self, name: str) -> Room:
+        """A room that exists now; ChatError no_such_room otherwise."""
+        with self.hub.lock:
+            room = self.hub.rooms.get(name)
+            if room is None:
+                raise ChatError("no_such_room", f"there is no room {name} now; /rooms lists them")
+            return Room(name, room.permanent, room.topic, room.topic_by, dict(room.members))
+
+    def names(self, name: str) -> list[Presence]:
+        room = self.room(name)
+        with self.hub.lock:
+            ids = [i for i in room.members if i in self.hub.roster.sessions]
+            return self.hub.roster.presence(ids)
+
+    def listing(self) -> list[dict[str, object]]:
+        with self.hub.lock:
+            return [room.summary() for room in self.hub.rooms.listing()]
+
+
+def _describe(room: Room) -> str:
+    count = len(room.members)
+    people = f"{count} {'person' if count == 1 else 'people'} here"
+    topic = f"; topic: {room.topic}" if room.topic else "; no topic (/topic TEXT sets one)"
+    return f"You are now in {room.name} ({people}){topic}"

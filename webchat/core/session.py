@@ -1,0 +1,138 @@
+"""One connected user: who they are, which rooms they are in, and what they may receive.
+
+The hub owns a session's identity and room fields (under its lock). What the
+session receives is decided by :meth:`Session.select`, called by whoever holds the
+session's write lock, in the order of the packets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+from webchat.core.events import Audience, Packet
+from webchat.policy.limits import TokenBucket
+
+
+class Transport(Protocol):
+    """What a session needs from its connection; only its writer calls these."""
+
+    kind: str  # "tcp", "web", ...: shown to others as how this user is connected
+    # True when the user's own program already shows what they typed (nc, telnet), so
+    # their plain messages are not sent back to them.
+    shows_own_input: bool
+    # True for a DirectTransport (a socket): the hub may write to it without waiting.
+    direct: bool
+    keepalive_interval: float | None
+
+    def send_packets(self, packets: list[Packet]) -> None:
+        """Write every packet in one send; raise OSError if the peer is gone."""
+
+    def keepalive(self) -> str | None:
+        """Called when idle; return a reason to close, or None."""
+
+    def send_goodbye(self, reason: str, code: int) -> None:
+        """Last words before closing: an error line, or a close frame."""
+
+    def flush_control(self) -> None:
+        """Send protocol replies the reader queued (WebSocket pongs); nothing for TCP."""
+
+    def abort(self) -> None:
+        """Cut the connection now; safe from any thread, wakes a blocked reader and writer."""
+
+
+class DirectTransport(Transport, Protocol):
+    """A transport that can also be written without waiting, from any thread holding the lock.
+
+    Only such a transport gets direct fan-out (see :mod:`webchat.core.writer`).
+    """
+
+    def frame(self, packets: list[Packet]) -> bytes:
+        """The bytes for these packets (and any control frames owed)."""
+
+    def send_nowait(self, data: bytes) -> int:
+        """Write what the socket takes now; how many bytes that was."""
+
+    def send_raw(self, data: bytes) -> None:
+        """Write all of ``data``, waiting as long as it takes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Splice:
+    """Packets for one session that go in before the ring's packet at ``position``.
+
+    A session entering a room mid-conversation gets the room's recent history here:
+    after everything it was owed before, and before the room's first live event.
+    """
+
+    position: int
+    packets: list[Packet]
+
+
+class Session:
+    """A joined user. The hub owns its identity and rooms; its writer owns its socket."""
+
+    def __init__(
+        self,
+        session_id: int,
+        nick: str,
+        key: str,
+        transport: Transport,
+        bucket: TokenBucket | None = None,
+    ):
+        self.id = session_id
+        self.nick = nick
+        self.key = key
+        self.transport = transport
+        self.via = transport.kind
+        self.shows_own_input = transport.shows_own_input
+        self.joined_at = time.monotonic()
+        self.last_active = self.joined_at
+        self.away: str | None = None
+        self.reply_to: int | None = None  # the session id of the last private sender
+        # Touched only by this connection's reader thread, so it needs no lock.
+        self.bucket = bucket or TokenBucket(0, 0)
+        self.presence_json = b""  # this user in a welcome's list; the hub keeps it current
+        # The rooms this user is in, in the order entered, and where plain lines go.
+        self.rooms: dict[str, None] = {}
+        self.active_room: str | None = None
+        # The rooms whose events reach this user at the writer's point in the order:
+        # they change only as packets go by (select), so timing never adds or loses one.
+        self.receiving: set[str] = set()
+        # Position in the shared ring: everything before it was taken.
+        self.cursor = 0
+        self.cursor_bytes = 0
+        self.splices: deque[Splice] = deque()
+        # Closing: set once by the hub; what was published before the close is still owed.
+        self.closing = False
+        self.closing_since = 0.0
+        self.close_reason = ""
+        self.close_code = 1000
+        self.close_seq = 0
+        # True while the writer is inside a blocking send: if the backlog grows then, the
+        # peer is not reading (a writer that is only waiting for the CPU is not "too slow").
+        self.sending = False
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id} {self.nick!r} via {self.via}>"
+
+    def select(self, packets: list[Packet]) -> list[Packet]:
+        """The packets this user receives, in order; moves in and out of rooms on the way."""
+        mine: list[Packet] = []
+        for packet in packets:
+            if packet.enters == self.id and packet.event.room is not None:
+                self.receiving.add(packet.event.room)
+            if self.admits(packet.audience):
+                mine.append(packet)
+            if packet.exits == self.id and packet.event.room is not None:
+                self.receiving.discard(packet.event.room)
+        return mine
+
+    def admits(self, audience: Audience) -> bool:
+        if audience.origin == self.id and not audience.echo and self.shows_own_input:
+            return False
+        if audience.everyone or self.id in audience.sessions:
+            return True
+        return not audience.rooms.isdisjoint(self.receiving)

@@ -1,0 +1,44 @@
+"""The welcome: who is here and which rooms you are in, for the newcomer only.
+
+It is O(users) bytes per join, so it travels in the joiner's own splice rather than
+the shared ring, and its people list is joined from each session's ready-made
+presence JSON, never re-encoded.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from webchat.core.events import Audience, Event, Packet, utc_now, with_json_fields
+
+if TYPE_CHECKING:
+    from webchat.core.hub import Hub
+    from webchat.core.session import Session
+
+# Names a welcome spells out; beyond that it gives a count (a room of 5,000 is one line).
+WELCOME_NAMES = 30
+
+
+def welcome_packet(hub: Hub, session: Session) -> Packet:
+    """Called with the hub's lock held, right after the session was admitted."""
+    sessions = hub.roster.sessions
+    others = [s.nick for s in sessions.values() if s is not session]
+    if not others:
+        summary = "You are the only one here. Type /help for commands."
+    else:
+        shown = ", ".join([session.nick, *others[:WELCOME_NAMES]])
+        more = len(others) - WELCOME_NAMES
+        tail = f" and {more} more (/who lists everyone)" if more > 0 else ""
+        summary = f"{len(sessions)} online: {shown}{tail}. Type /help for commands."
+    rooms = [room.summary() for name in session.rooms if (room := hub.rooms.get(name))]
+    if len(rooms) > 1:
+        summary += " You are in " + ", ".join(str(r["room"]) for r in rooms) + "."
+    users = b"[" + b",".join([s.presence_json for s in sessions.values()]) + b"]"
+    fields = {
+        "users": users,
+        "rooms": json.dumps(rooms, ensure_ascii=False, separators=(",", ":")).encode(),
+        "active": json.dumps(session.active_room).encode(),
+    }
+    event = Event("welcome", session.nick, summary, ts=utc_now())
+    return with_json_fields(event, fields, Audience.only(session.id))

@@ -1,0 +1,1 @@
+"""Transports turn bytes into hub calls and packets back into bytes; nothing else."""

@@ -1,0 +1,49 @@
+"""What the socket transports share: a socket written whole, or without waiting.
+
+A :class:`SocketTransport` is a :class:`~webchat.core.session.DirectTransport`:
+the hub's committer may write to it with a non-blocking send while it holds the
+session's write lock (see :mod:`webchat.core.writer`); everything else is written
+by the session's writer thread.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import socket
+import threading
+
+from webchat.core.events import Packet
+
+
+class SocketTransport(abc.ABC):
+    direct = True
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._aborted = threading.Event()
+
+    @abc.abstractmethod
+    def frame(self, packets: list[Packet]) -> bytes:
+        """The bytes for these packets (and any control frames owed)."""
+
+    def send_packets(self, packets: list[Packet]) -> None:
+        self.sock.sendall(self.frame(packets))
+
+    def send_nowait(self, data: bytes) -> int:
+        """Write what the socket takes now; how many bytes that was."""
+        try:
+            return self.sock.send(data, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return 0
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def abort(self) -> None:
+        """Cut the connection now; safe from any thread, wakes a blocked reader and writer."""
+        if self._aborted.is_set():
+            return
+        self._aborted.set()
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
