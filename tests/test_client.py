@@ -244,7 +244,7 @@ def test_end_of_input_at_the_prompt_sends_no_nickname(chat: RunningChat, run_cli
     client.close_stdin()
     assert client.wait() == EXIT_QUIT
     assert client.out.read_to_end() == PROMPT + "\n"
-    assert chat.runtime.hub.count() == 0
+    assert chat.runtime.hub.people.count() == 0
 
 
 def test_quit_typed_at_the_prompt_is_not_a_nickname(chat: RunningChat, run_client) -> None:
@@ -270,7 +270,7 @@ def test_piped_input_is_sent_then_quits(chat: RunningChat, run_client) -> None:
 def test_server_dropping_the_connection_exits_1(chat: RunningChat, run_client) -> None:
     client = run_client(chat.tcp_port)
     client.join("alice")
-    session = chat.runtime.hub.find("alice")
+    session = chat.runtime.hub.people.find("alice")
     assert session is not None
     session.transport.abort()
     assert client.wait() == EXIT_LOST

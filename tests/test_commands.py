@@ -304,11 +304,11 @@ def shared_chat() -> Iterator[RunningChat]:
 @pytest.fixture
 def room(shared_chat: RunningChat) -> Iterator[Room]:
     hub = shared_chat.runtime.hub
-    assert hub.count() == 0, "the previous test left users behind"
+    assert hub.people.count() == 0, "the previous test left users behind"
     room = Room(shared_chat)
     yield room
     room.close()
-    wait_until(lambda: hub.count() == 0, what="everyone of this test to leave")
+    wait_until(lambda: hub.people.count() == 0, what="everyone of this test to leave")
 
 
 VIA_PAIRS = [
@@ -702,7 +702,7 @@ def test_command(room: Room, row: Case, alice_via: str, bob_via: str) -> None:
             assert code == 1000
             if row.bye.reason is not None:
                 assert reason == row.bye.reason
-        wait_until(lambda: room.hub.find("alice") is None, what="alice to be gone")
+        wait_until(lambda: room.hub.people.find("alice") is None, what="alice to be gone")
         room.gone(alice)
         got = room.settle(None, room.people)
     assert_sees(bob, got["bob"], row.peer, how)
@@ -754,7 +754,7 @@ def test_who_shows_how_each_is_connected_their_idle_time_and_away_state(
     now = time.monotonic()
     # Idle is measured from the last thing said; set it back rather than wait.
     for nick, idle in (("alice", 0), ("carol", 125), ("dave", 3 * 3600 + 7 * 60 + 30)):
-        session = room.hub.find(nick)
+        session = room.hub.people.find(nick)
         assert session is not None
         session.last_active = now - idle
 
@@ -802,7 +802,7 @@ def test_speaking_resets_idle_time(room: Room, via: str) -> None:
     alice = room.join("alice", via)
     bob = room.join("bob", other(via))
     room.settle(None, room.people)
-    session = room.hub.find("bob")
+    session = room.hub.people.find("bob")
     assert session is not None
     session.last_active = time.monotonic() - 600
     [before] = room.type(alice, "/who")["alice"]
@@ -879,7 +879,7 @@ def test_after_quit_who_no_longer_lists_them(room: Room, alice_via: str, bob_via
     alice, bob, _ = three(room, alice_via, bob_via)
     alice.send("/quit bye all")
     alice.goodbye()
-    wait_until(lambda: room.hub.find("alice") is None, what="alice to be gone")
+    wait_until(lambda: room.hub.people.find("alice") is None, what="alice to be gone")
     room.gone(alice)
     room.settle(None, room.people)
     [reply] = room.type(bob, "/who")["bob"]

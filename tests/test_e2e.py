@@ -78,8 +78,8 @@ def test_nick_collision_across_transports_refuses_the_second(chat):
     term.line("ALICE")
     assert "taken" in term.read_line()
     term.read_exact(b"Enter your nickname: ")
-    assert chat.runtime.hub.count() == 1
-    holder = chat.runtime.hub.find("alice")
+    assert chat.runtime.hub.people.count() == 1
+    holder = chat.runtime.hub.people.find("alice")
     assert holder is not None and (holder.nick, holder.via) == ("Alice", "tcp")
     first.line("still here")  # the first Alice is unaffected
     assert chat.ws("witness") and first.expect("witness joined")
@@ -116,7 +116,7 @@ def test_fifty_mixed_clients_each_sending_twenty_get_everything_once_in_one_orde
     tcps = {nick: chat.tcp(nick) for nick in tcp_nicks}
     wss = {nick: chat.ws(nick) for nick in ws_nicks}
     announcer = chat.ws("announcer")
-    wait_until(lambda: chat.runtime.hub.count() == 51)
+    wait_until(lambda: chat.runtime.hub.people.count() == 51)
 
     tcp_lines: dict[str, list[str]] = {nick: [] for nick in tcps}
     ws_events: dict[str, list[dict[str, Any]]] = {nick: [] for nick in wss}
@@ -204,7 +204,7 @@ def test_stalled_tcp_and_websocket_readers_are_cut_and_everyone_else_gets_everyt
     sent = 0
     # Rounds of 50, each waited for by the readers: they never fall behind, so only the
     # two peers that stopped reading can fill their outboxes.
-    while chat.runtime.hub.find("stuck_term") or chat.runtime.hub.find("stuck_page"):
+    while chat.runtime.hub.people.find("stuck_term") or chat.runtime.hub.people.find("stuck_page"):
         assert sent < 20_000, "the stalled readers were never disconnected"
         for _ in range(50):
             sender.line(f"m{sent} {filler}")

@@ -130,7 +130,7 @@ def test_resume_with_since_gets_exactly_what_was_missed_then_live(make_chat):
     last_seen = seen[-1]["id"]
     reader.close()
     missed = say_all(chat, "bob", ["b1", "b2", "b3"])
-    wait_until(lambda: chat.runtime.hub.find("reader") is None)
+    wait_until(lambda: chat.runtime.hub.people.find("reader") is None)
     again, before = join_ws(chat, "reader", since=last_seen)
     history = [e for e in before if e.get("history")]
     assert [e["text"] for e in history if e["type"] == "message"] == ["b1", "b2", "b3"]
@@ -150,7 +150,7 @@ def test_private_messages_are_not_replayed_on_resume_either(make_chat):
     alice.say("/msg bob my secret")
     got = bob.expect("private")
     bob.close()
-    wait_until(lambda: chat.runtime.hub.find("bob") is None)
+    wait_until(lambda: chat.runtime.hub.people.find("bob") is None)
     _, replay = join_ws(chat, "bob", since=got["id"] - 1)
     assert not [e for e in replay if "secret" in json.dumps(e)]
     _, replay = join_ws(chat, "mallory", since=0)

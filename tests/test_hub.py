@@ -17,7 +17,8 @@ import pytest
 from tests.support.clients import parse_ts, wait_until
 from tests.support.hub import Recorder, StuckRecorder, flush, join, new_hub, take, writer_of
 from webchat.core.events import Audience
-from webchat.core.hub import Hub, HubLimits
+from webchat.core.hub import Hub
+from webchat.core.limits import HubLimits
 from webchat.text import NickError
 
 
@@ -124,14 +125,14 @@ def test_nicks_are_unique_without_regard_to_case(hub, other):
     with pytest.raises(NickError) as info:
         hub.join(other, Recorder())
     assert info.value.code == "nick_taken"
-    assert hub.count() == 1
+    assert hub.people.count() == 1
 
 
 def test_join_refuses_a_bad_nick_with_its_code(hub):
     with pytest.raises(NickError) as info:
         hub.join("no spaces", Recorder())
     assert info.value.code == "nick_invalid"
-    assert hub.count() == 0
+    assert hub.people.count() == 0
 
 
 def test_leave_announces_the_reason_frees_the_nick_and_happens_once(hub):
@@ -141,21 +142,21 @@ def test_leave_announces_the_reason_frees_the_nick_and_happens_once(hub):
     hub.leave(alice, "twice")
     wait_until(lambda: alice_rec.goodbye is not None)
     assert alice_rec.goodbye == ("gone fishing", 1000)
-    assert hub.find("alice") is None and hub.count() == 1
+    assert hub.people.find("alice") is None and hub.people.count() == 1
     again, _ = join(hub, "ALICE")
     hub.publish("message", "bob", "marker")
     bob.wait_for_text("marker")
     leaves = [e for e in bob.events() if e.type == "leave"]
     assert [(e.nick, e.text) for e in leaves] == [("alice", "gone fishing")]
-    assert hub.find("alice") is again
+    assert hub.people.find("alice") is again
 
 
 def test_rename_moves_the_nick_and_tells_everyone(hub):
     alice, _ = join(hub, "alice")
     _, bob = join(hub, "bob")
-    hub.rename(alice, "alicia")
+    hub.people.rename(alice, "alicia")
     assert alice.nick == "alicia"
-    assert hub.find("ALICIA") is alice and hub.find("alice") is None
+    assert hub.people.find("ALICIA") is alice and hub.people.find("alice") is None
     wait_until(lambda: [e for e in bob.events() if e.type == "nick"])
     event = next(e for e in bob.events() if e.type == "nick")
     assert event.nick == "alice" and (event.extra or {})["new"] == "alicia"
@@ -167,11 +168,11 @@ def test_rename_refusals(hub):
     join(hub, "bob", writer=False)
     for nick, code in [("BOB", "nick_taken"), ("alice", "nick_same"), ("a b", "nick_invalid")]:
         with pytest.raises(NickError) as info:
-            hub.rename(alice, nick)
+            hub.people.rename(alice, nick)
         assert info.value.code == code
     assert alice.nick == "alice"
-    hub.rename(alice, "Alice")  # changing only the case is a rename of one's own nick
-    assert alice.nick == "Alice" and hub.find("alice") is alice
+    hub.people.rename(alice, "Alice")  # changing only the case is a rename of one's own nick
+    assert alice.nick == "Alice" and hub.people.find("alice") is alice
 
 
 def test_private_event_reaches_only_its_audience(hub):
@@ -211,13 +212,13 @@ def test_tcp_sender_gets_no_echo_of_a_plain_message_but_a_web_sender_does(hub):
 def test_presence_shows_via_away_and_idle(hub):
     alice, _ = join(hub, "alice", "tcp", writer=False)
     join(hub, "bob", writer=False)
-    hub.set_away(alice, "lunch")
-    people = {p.nick: p for p in hub.presence()}
+    hub.people.set_away(alice, "lunch")
+    people = {p.nick: p for p in hub.people.presence()}
     assert people["alice"].via == "tcp" and people["alice"].away == "lunch"
     assert people["bob"].via == "web" and people["bob"].away is None
     assert 0 <= people["bob"].idle < 60
-    hub.set_away(alice, None)
-    assert hub.presence()[0].away is None
+    hub.people.set_away(alice, None)
+    assert hub.people.presence()[0].away is None
 
 
 def test_concurrent_joins_of_one_nick_admit_exactly_one(hub):
@@ -243,7 +244,7 @@ def test_concurrent_joins_of_one_nick_admit_exactly_one(hub):
         t.join(10)
     assert outcomes.count("joined") == 1
     assert outcomes.count("nick_taken") == len(spellings) - 1
-    assert hub.count() == 1
+    assert hub.people.count() == 1
 
 
 def test_many_threads_join_leave_and_publish_and_every_stayer_sees_one_order(make_hub):
@@ -280,7 +281,7 @@ def test_many_threads_join_leave_and_publish_and_every_stayer_sees_one_order(mak
     for t in threads:
         t.join(30)
     assert not failures
-    assert hub.count() == len(stayers)
+    assert hub.people.count() == len(stayers)
     end = hub.publish("message", "stay0", "END", origin=stayers[0][0])
     for _, recorder in stayers:
         recorder.wait_for_text("END")

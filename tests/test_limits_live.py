@@ -80,7 +80,7 @@ def test_flooding_past_the_refusal_limit_disconnects_with_a_reason(make_chat, ki
     typist.type_lines([f"spam {i}" for i in range(2 + 3)])  # the burst, then 3 refusals: allowed
     for _ in range(3):
         typist.expect_error("rate_limited", "slow down")
-    assert chat.runtime.hub.find("flooder") is not None
+    assert chat.runtime.hub.people.find("flooder") is not None
     typist.type_lines(["one refusal too many"])
     left = observer.expect("leave")
     assert left["nick"] == "flooder" and left["text"].startswith("flooding")
@@ -139,5 +139,5 @@ def test_connections_per_address_count_both_transports_and_refuse_at_the_limit(m
 def test_no_limit_on_connections_when_zero(make_chat):
     chat = make_chat(max_connections_per_ip=0)
     clients = [chat.tcp(f"u{i}") for i in range(30)]
-    wait_until(lambda: chat.runtime.hub.count() == 30)
+    wait_until(lambda: chat.runtime.hub.people.count() == 30)
     clients[0].line("/quit")

@@ -27,7 +27,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (wheel,) = (root / "dist").glob("webchat-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "webchat/templates/index.html" in names
-    assert "webchat/static/chat.js" in names
+    scripts = sorted(p.name for p in (REPO / "static" / "js").glob("*.js"))
+    assert scripts and all(f"webchat/static/js/{name}" in names for name in scripts)
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     subprocess.run(
@@ -56,8 +57,9 @@ def test_installed_wheel_serves_page_and_static_files(installed: Path, tmp_path:
         base = f"http://127.0.0.1:{web_port}"
         with urllib.request.urlopen(base + "/", timeout=10) as page:
             html = page.read().decode()
-        assert "Nickname" in html and "chat.js" in html
-        for name in ("chat.js", "chat.css"):
+        assert "Nickname" in html and "js/main.js" in html
+        modules = [f"js/{p.name}" for p in (REPO / "static" / "js").glob("*.js")]
+        for name in ("chat.css", *modules):
             with urllib.request.urlopen(f"{base}/static/{name}", timeout=10) as response:
                 assert response.read() == (REPO / "static" / name).read_bytes()
         client = TcpClient(tcp_port)

@@ -489,7 +489,7 @@ def test_reconnects_and_resumes_after_the_socket_drops(
         }"""
     )
 
-    session = chat.runtime.hub.find("carol")
+    session = chat.runtime.hub.people.find("carol")
     assert session is not None
     session.transport.abort()
     tom.expect("carol left")
@@ -928,7 +928,7 @@ def test_quit_does_not_reconnect_and_offers_to_join_again(
     expect(rejoin).to_be_visible()
     expect(page.locator("#status")).to_have_attribute("data-state", "offline")
     expect(page.get_by_label("Message")).to_be_hidden()
-    assert chat.runtime.hub.find("quitter") is None
+    assert chat.runtime.hub.people.find("quitter") is None
     tom.line("said while you were out")
 
     rejoin.click()
@@ -1241,7 +1241,7 @@ def test_reconnect_resumes_every_room_without_gaps_or_repeats(
     expect(room_item(page, "#lobby").locator(".badge.unread")).to_have_text("1")
     seen_before = _last_id(page)
 
-    session = chat.runtime.hub.find("carol")
+    session = chat.runtime.hub.people.find("carol")
     assert session is not None
     session.transport.abort()
     bob.expect("carol left")

@@ -127,7 +127,7 @@ def test_two_megabyte_line_without_newline_is_refused_without_buffering_it(chat)
     sender.send(b"\n")
     say_and_sync(sender, "the connection still works", bob, carol)
     assert b"xxxx" not in bob.received
-    assert chat.runtime.hub.count() == 3
+    assert chat.runtime.hub.people.count() == 3
 
 
 def test_disconnect_in_the_middle_of_a_line_drops_the_partial_line(chat):
@@ -146,7 +146,7 @@ def test_leave_by_eof_is_announced_and_the_socket_closes(chat):
     assert reader.expect("alice left") == "*** alice left (connection closed)"
     leaver.read_until_closed()
     assert leaver.closed
-    wait_until(lambda: chat.runtime.hub.count() == 1)
+    wait_until(lambda: chat.runtime.hub.people.count() == 1)
 
 
 def test_leave_by_reset_is_announced(chat):
@@ -155,7 +155,7 @@ def test_leave_by_reset_is_announced(chat):
     leaver.close()  # RST instead of FIN
     line = reader.expect("alice left")
     assert line.startswith("*** alice left (connection")
-    wait_until(lambda: chat.runtime.hub.count() == 1)
+    wait_until(lambda: chat.runtime.hub.people.count() == 1)
     say_and_sync(reader, "server still fine", chat.tcp("carol"))
 
 
@@ -216,7 +216,7 @@ def test_no_nick_in_time_ends_the_connection_with_a_reason(make_chat):
     client.send(b"ali")  # a partial line does not count
     rest = client.read_until_closed(timeout=10)
     assert rest == b"*** no nickname given within 0.5 seconds; bye\r\n"
-    assert chat.runtime.hub.count() == 0
+    assert chat.runtime.hub.people.count() == 0
 
 
 def test_telnet_negotiation_is_ignored(chat):

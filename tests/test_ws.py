@@ -156,7 +156,7 @@ def test_frame_far_over_the_limit_closes_with_1009_and_others_are_unaffected(cha
     sender.read_until_closed()
     assert sender.close_code == 1009
     bob.expect(lambda e: e["type"] == "leave" and e["nick"] == "alice")
-    wait_until(lambda: chat.runtime.hub.count() == 1)
+    wait_until(lambda: chat.runtime.hub.people.count() == 1)
     still_chatting(chat.ws("carol"), bob)
 
 
@@ -181,7 +181,7 @@ def test_client_closing_is_a_leave(chat):
     alice, bob = chat.ws("alice"), chat.ws("bob")
     alice.close()
     assert bob.expect("leave")["nick"] == "alice"
-    wait_until(lambda: chat.runtime.hub.count() == 1)
+    wait_until(lambda: chat.runtime.hub.people.count() == 1)
 
 
 def upgrade(chat, origin: str | None = None) -> int:
@@ -201,7 +201,7 @@ def test_foreign_origin_is_refused_with_403(chat):
     with pytest.raises(simple_websocket.ConnectionError) as info:
         WsClient(chat.url, headers={"Origin": "https://evil.example"})
     assert info.value.status_code == 403
-    assert chat.runtime.hub.count() == 0
+    assert chat.runtime.hub.people.count() == 0
 
 
 @pytest.mark.parametrize("origin", ["http://127.0.0.1:{port}", "HTTP://127.0.0.1:{port}/"])

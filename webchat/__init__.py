@@ -17,7 +17,8 @@ from flask import Flask
 from flask.helpers import get_debug_flag
 
 from webchat.bus.local import LocalBus
-from webchat.core.hub import Hub, HubLimits
+from webchat.core.hub import Hub
+from webchat.core.limits import HubLimits
 from webchat.history import SqliteHistory
 from webchat.policy.limits import AddressLimiter
 from webchat.settings import Settings

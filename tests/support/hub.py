@@ -8,7 +8,8 @@ import time
 from tests.support.clients import wait_until
 from webchat.bus.local import LocalBus
 from webchat.core.events import Event, Packet
-from webchat.core.hub import Hub, HubLimits
+from webchat.core.hub import Hub
+from webchat.core.limits import HubLimits
 from webchat.core.session import Session
 from webchat.core.writer import Writer
 from webchat.history import SqliteHistory
@@ -108,4 +109,4 @@ def take(hub: Hub, session: Session, timeout: float) -> tuple[list[Packet], bool
 
 def writer_of(hub: Hub, session: Session) -> Writer:
     """The session's writer, to watch it end."""
-    return hub._writers[session.id]
+    return hub.delivery._writers[session.id]

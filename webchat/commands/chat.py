@@ -39,7 +39,7 @@ def _nick(ctx: Context, args: str) -> None:
         raise usage("nick")
     if " " in args:
         raise ChatError("nick_bad", "a nickname cannot contain spaces; usage: /nick NEW")
-    ctx.hub.rename(ctx.session, args)
+    ctx.hub.people.rename(ctx.session, args)
 
 
 @command("me", "/me ACTION", "say what you are doing, as '* nick ACTION'")
@@ -79,7 +79,7 @@ def _msg(ctx: Context, args: str) -> None:
     if target_name.startswith("#"):
         post(ctx, "message", text.strip(), check_room(target_name))
         return
-    target = ctx.hub.find(target_name)
+    target = ctx.hub.people.find(target_name)
     if target is None:
         raise ChatError("no_such_nick", f"no one called {target_name} is online")
     if target is ctx.session:
@@ -95,7 +95,7 @@ def _reply(ctx: Context, args: str) -> None:
         raise ChatError(
             "no_reply_target", "no one has messaged you privately yet; use /msg NICK TEXT"
         )
-    target = ctx.hub.session(ctx.session.reply_to)
+    target = ctx.hub.people.session(ctx.session.reply_to)
     if target is None:
         raise ChatError(
             "no_such_nick", "the last person who messaged you has left; use /msg NICK TEXT"
@@ -124,7 +124,7 @@ def _history(ctx: Context, args: str) -> None:
 
 @command("who", "/who", "list who is online, how, idle time and away state")
 def _who(ctx: Context, args: str) -> None:
-    people = ctx.hub.presence()
+    people = ctx.hub.people.presence()
     listed = ", ".join(describe(p.nick, p.via, p.idle, p.away) for p in people)
     ctx.reply("users", f"{len(people)} online: {listed}", users=[p.as_dict() for p in people])
 
@@ -136,14 +136,14 @@ def describe(nick: str, via: str, idle: float, away: str | None) -> str:
 
 @command("away", "/away [REASON]", "mark yourself away; the people in your rooms are told")
 def _away(ctx: Context, args: str) -> None:
-    ctx.hub.set_away(ctx.session, args or "")
+    ctx.hub.people.set_away(ctx.session, args or "")
 
 
 @command("back", "/back", "mark yourself back")
 def _back(ctx: Context, args: str) -> None:
     if ctx.session.away is None:
         raise ChatError("not_away", "you are not away; /away [REASON] marks you away")
-    ctx.hub.set_away(ctx.session, None)
+    ctx.hub.people.set_away(ctx.session, None)
 
 
 @command("quit", "/quit [REASON]", "leave the chat; the reason shows in the leave notice")

@@ -12,15 +12,14 @@ waiting; only the rest wake their writer threads. See docs/DESIGN-NOTES.md.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from webchat.bus import Bus, Outgoing
+from webchat.core.delivery import Delivery
 from webchat.core.events import (
     LOBBY,
     Audience,
@@ -29,39 +28,19 @@ from webchat.core.events import (
     history_packet,
     make_packet,
 )
-from webchat.core.fanout import Fanout
+from webchat.core.limits import HubLimits
 from webchat.core.membership import Membership
-from webchat.core.replay import ReplayLimits, join_replay
-from webchat.core.rooms import RoomLimits, Rooms, check_room
-from webchat.core.roster import Presence, Roster
+from webchat.core.people import People
+from webchat.core.replay import join_replay
+from webchat.core.rooms import Rooms, check_room
+from webchat.core.roster import Roster
 from webchat.core.session import Session, Splice, Transport
 from webchat.core.welcome import welcome_packet
-from webchat.core.writer import Writer
 from webchat.history import History
 from webchat.policy.limits import TokenBucket
 from webchat.text import ChatError, check_nick, nick_key
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class HubLimits(ReplayLimits, RoomLimits):
-    max_nick_chars: int = 24
-    max_message_chars: int = 2000
-    outbox_max_events: int = 4096
-    outbox_max_bytes: int = 2 * 1024 * 1024
-    close_grace: float = 2.0
-    reap_interval: float = 0.25
-    rate_per_second: float = 3.0
-    rate_burst: int = 15
-    flood_refusals: int = 20
-    flood_window: float = 10.0
-
-    @classmethod
-    def from_settings(cls, settings: object) -> HubLimits:
-        """The hub's share of the server settings: every field of the same name."""
-        names = [f.name for f in dataclasses.fields(cls) if hasattr(settings, f.name)]
-        return cls(**{name: getattr(settings, name) for name in names})
 
 
 class Hub:
@@ -74,17 +53,16 @@ class Hub:
         self.lock = threading.Lock()
         self.roster = Roster()
         self.rooms = Rooms(limits)
-        self._writers: dict[int, Writer] = {}
         self.membership = Membership(self)
-        self.fanout = Fanout(
+        self.people = People(self)
+        self.delivery = Delivery(
             self.lock,
             limits.outbox_max_events,
             limits.close_grace,
             lambda: self.roster.sessions.values(),
-            self.wake,
+            bus.last_id(),
         )
-        # The highest event id in the ring: the seam between replay and live delivery.
-        self.released_id = bus.last_id()
+        self.fanout = self.delivery.fanout
         # A log that never opened is told to each newcomer at join; only a failure
         # during the run is news for everyone.
         self._history_failure_told = history.error is not None
@@ -125,10 +103,10 @@ class Hub:
             session.active_room = LOBBY
             session.receiving = set(wanted)
             session.cursor, session.cursor_bytes = self.fanout.head, self.fanout.bytes_total
-            seam = self.released_id  # up to here from the log, the rest comes live
+            seam = self.delivery.released_id  # up to here from the log, the rest comes live
             welcome = welcome_packet(self, session)
-            self._writers[session.id] = Writer(session, self.fanout, transport.direct)
-            self.publish_locked(Event("join", nick, extra={"via": session.via}), _near(session))
+            self.delivery.add_locked(session)
+            self.publish_locked(Event("join", nick, extra={"via": session.via}), session.near())
             for name in wanted[1:]:
                 self.publish_locked(Event("enter", nick, room=name), Audience.room(name))
         log.info("%s joined via %s", nick, session.via)
@@ -137,15 +115,17 @@ class Hub:
         return session
 
     def start(self, session: Session) -> None:
-        """Start the session's writer: its preamble first, then everything live."""
-        self._writers[session.id].start()
+        self.delivery.start(session)
+
+    def wake(self, session: Session) -> None:
+        self.delivery.wake(session)
 
     def leave(self, session: Session, reason: str = "") -> None:
         """Remove a user and tell everyone who shares a room; safe to call more than once."""
         with self.lock:
             if not self.roster.release(session):
                 return
-            audience = _near(session)
+            audience = session.near()
             for name in session.rooms:
                 self.rooms.exit(name, session.id)
             self.publish_locked(Event("leave", session.nick, reason or None), audience)
@@ -153,58 +133,16 @@ class Hub:
         log.info("%s left (%s)", session.nick, reason or "no reason")
 
     def wait_closed(self, session: Session, timeout: float) -> None:
-        """Let the writer finish its last words; then the session is gone for good."""
-        writer = self._writers.get(session.id)
-        if writer is not None:
-            writer.wait_closed(timeout)
-            with self.lock:
-                self._writers.pop(session.id, None)
+        self.delivery.wait_closed(session, timeout)
 
     def close_session(self, session: Session, reason: str, code: int = 1000) -> None:
         """Flush what is owed, say goodbye and close; the first reason wins."""
         self.fanout.close(session, reason, code)
 
-    def rename(self, session: Session, raw_nick: str) -> None:
-        nick = check_nick(raw_nick, self.limits.max_nick_chars)
-        with self.lock:
-            old, old_key = session.nick, session.key
-            self.roster.rename(session, nick, nick_key(nick))
-            self.rooms.rekey(list(session.rooms), session.id, old_key, session.key)
-            self.publish_locked(Event("nick", old, extra={"new": nick}), _near(session))
-
-    def set_away(self, session: Session, reason: str | None) -> None:
-        with self.lock:
-            session.away = reason
-            self.roster.refresh(session)
-            if reason is None:
-                event = Event("back", session.nick)
-            else:
-                event = Event("away", session.nick, reason or None)
-            self.publish_locked(event, _near(session))
-
-    # ----- looking up -------------------------------------------------------------
-
-    def find(self, raw_nick: str) -> Session | None:
-        with self.lock:
-            return self.roster.by_key(nick_key(raw_nick))
-
-    def session(self, session_id: int) -> Session | None:
-        """A session by id: ids are never reused, so a stale id finds nobody."""
-        with self.lock:
-            return self.roster.sessions.get(session_id)
-
-    def presence(self) -> list[Presence]:
-        with self.lock:
-            return self.roster.presence()
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.roster.sessions)
-
     def history_for(self, room: str, limit: int, before: int | None = None) -> list[Event]:
         """A room's public events from the log, oldest first, for /history and scroll-back."""
         with self.lock:
-            seam = self.released_id
+            seam = self.delivery.released_id
         return self.history.recent(limit, room=room, before=before, up_to=seam)
 
     # ----- publishing -------------------------------------------------------------
@@ -283,27 +221,13 @@ class Hub:
         """Called by the bus's thread with each committed batch, in order."""
         packets = [_packet(i) for i in items]  # encoded off the lock
         with self.lock:
-            self.fanout.append_locked(packets)
-            for packet in packets:
-                if packet.event.id is not None and packet.event.id > self.released_id:
-                    self.released_id = packet.event.id
-            writers = list(self._writers.values())
+            writers = self.delivery.append_locked(packets)
             if self.history.error is not None and not self._history_failure_told:
                 self._history_failure_told = True
                 text = f"{self.history.error}; the chat goes on without it"
                 # This is the bus's own thread: it must never wait for room in the ring.
                 self.publish_locked(Event("system", text=text), Audience.all(), hold=False)
-        # Never blocks: see Writer.send_direct.
-        now = time.monotonic()
-        for writer in writers:
-            if not writer.send_direct(now):
-                writer.doorbell.ring()
-
-    def wake(self, session: Session) -> None:
-        """Ring the session's writer: its transport has control frames to send."""
-        writer = self._writers.get(session.id)
-        if writer is not None:
-            writer.doorbell.ring()
+        self.delivery.hand_over(writers)
 
     # ----- housekeeping -----------------------------------------------------------
 
@@ -324,17 +248,12 @@ class Hub:
             sessions = list(self.roster.sessions.values())
             for s in sessions:
                 self.fanout.close_locked(s, reason, 1001)
-            writers = list(self._writers.values())
+            writers = self.delivery.writers_locked()
         for writer in writers:
             writer.wait_closed(self.limits.close_grace)
         self._stopping.set()
         self.bus.stop()
         self.history.close()
-
-
-def _near(session: Session) -> Audience:
-    """Everyone who shares a room with this user, and the user."""
-    return Audience(rooms=frozenset(session.rooms), sessions=frozenset({session.id}))
 
 
 def _packet(item: Outgoing) -> Packet:

@@ -70,7 +70,7 @@ class Membership:
             session.active_room = name
             packets = [
                 marker_packet(session.id, name),
-                *room_history(hub.history, hub.limits, session.id, name, hub.released_id),
+                *room_history(hub.history, hub.limits, session.id, name, hub.delivery.released_id),
                 notice(session.id, _describe(room), name, code="room", topic=room.topic),
             ]
             session.splices.append(Splice(hub.fanout.head, packets))

@@ -118,6 +118,10 @@ class Session:
     def __repr__(self) -> str:
         return f"<Session {self.id} {self.nick!r} via {self.via}>"
 
+    def near(self) -> Audience:
+        """Everyone who shares a room with this user, and the user: who hears of their presence."""
+        return Audience(rooms=frozenset(self.rooms), sessions=frozenset({self.id}))
+
     def select(self, packets: list[Packet]) -> list[Packet]:
         """The packets this user receives, in order; moves in and out of rooms on the way."""
         mine: list[Packet] = []

@@ -53,7 +53,7 @@ def healthz() -> dict[str, Any]:
     error = runtime.history.error
     return {
         "status": "ok" if error is None else "degraded",
-        "users": runtime.hub.count(),
+        "users": runtime.hub.people.count(),
         "tcp": {"listening": runtime.tcp is not None, "port": runtime.tcp_port},
         "history": {"ok": error is None, "error": error, "last_id": runtime.history.last_id()},
     }

@@ -1,0 +1,77 @@
+"""Delivery: the ring, one writer per session, and the direct send from the bus's thread.
+
+The hub decides what happens and in which order; this module only gets the
+ordered packets to the sockets. After each committed batch the packets go into
+the ring and straight to every idle socket that takes them without waiting; only
+the rest wake their writer threads (at a thousand users, waking a thousand
+threads for each message costs far more than the writes).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from webchat.core.events import Packet
+from webchat.core.fanout import Fanout
+from webchat.core.session import Session
+from webchat.core.writer import Writer
+
+
+class Delivery:
+    """Methods ending in ``_locked`` expect the caller to hold the hub's lock."""
+
+    def __init__(
+        self,
+        lock: threading.Lock,
+        capacity: int,
+        close_grace: float,
+        sessions: Callable[[], Iterable[Session]],
+        released_id: int,
+    ) -> None:
+        self.fanout = Fanout(lock, capacity, close_grace, sessions, self.wake)
+        self._writers: dict[int, Writer] = {}
+        self._lock = lock
+        # The highest event id in the ring: the seam between replay and live delivery.
+        self.released_id = released_id
+
+    def add_locked(self, session: Session) -> None:
+        self._writers[session.id] = Writer(session, self.fanout, session.transport.direct)
+
+    def start(self, session: Session) -> None:
+        """Start the session's writer: its splices (history, welcome) first, then live."""
+        self._writers[session.id].start()
+
+    def wake(self, session: Session) -> None:
+        """Ring the session's writer: something is owed, or its transport has control frames."""
+        writer = self._writers.get(session.id)
+        if writer is not None:
+            writer.doorbell.ring()
+
+    def wait_closed(self, session: Session, timeout: float) -> None:
+        """Let the writer finish its last words; then the session is gone for good."""
+        writer = self._writers.get(session.id)
+        if writer is not None:
+            writer.wait_closed(timeout)
+            with self._lock:
+                self._writers.pop(session.id, None)
+
+    def writers_locked(self) -> list[Writer]:
+        return list(self._writers.values())
+
+    def append_locked(self, packets: list[Packet]) -> list[Writer]:
+        """Put a committed batch in the ring; returns the writers to hand it to."""
+        self.fanout.append_locked(packets)
+        for packet in packets:
+            if packet.event.id is not None and packet.event.id > self.released_id:
+                self.released_id = packet.event.id
+        return list(self._writers.values())
+
+    @staticmethod
+    def hand_over(writers: list[Writer]) -> None:
+        """Off the lock: write directly where it fits now, else wake the writer. Never blocks."""
+        now = time.monotonic()
+        for writer in writers:
+            if not writer.send_direct(now):
+                writer.doorbell.ring()
