@@ -27,15 +27,20 @@ def notice(session_id: int, text: str, room: str | None = None, **extra: Any) ->
     return make_packet(event, Audience.only(session_id))
 
 
-def history_notice(session_id: int, count: int, room: str | None, earlier: bool) -> Packet:
-    """The line before a replay; ``code`` tells programs what it is without reading it."""
+def history_notice(
+    session_id: int, count: int, room: str | None, earlier: bool, more: bool = False
+) -> Packet:
+    """The line before a replay; ``code`` tells programs what it is without reading it.
+
+    ``more`` says the log holds older events than these (scroll-back has something).
+    """
     if count == 0:
         return notice(session_id, "No history yet.", room, code="history_empty")
     plural = "s" if count != 1 else ""
     what = "earlier event" if earlier else "event"
     where = f" of {room}" if room is not None and room != LOBBY else ""
     text = f"History{where}: {count} {what}{plural} (times in UTC)"
-    return notice(session_id, text, room, code="history", count=count)
+    return notice(session_id, text, room, code="history", count=count, more=more)
 
 
 def room_history(
@@ -44,11 +49,13 @@ def room_history(
     """A room's last events, for someone entering it (nothing when replay is off)."""
     if history.error is not None or limits.history_replay <= 0:
         return []
-    events = history.recent(limits.history_replay, room=room, up_to=seam)
+    events = history.recent(limits.history_replay + 1, room=room, up_to=seam)
     if not events:
         return []
+    more = len(events) > limits.history_replay
+    events = events[-limits.history_replay :]
     only = Audience.only(session_id)
-    return [history_notice(session_id, len(events), room, True)] + [
+    return [history_notice(session_id, len(events), room, True, more)] + [
         history_packet(e, only) for e in events
     ]
 

@@ -23,11 +23,10 @@ class TokenBucket:
         self.clock = clock
         self.tokens = float(burst)
         self.stamp = clock()
-        self.refused_in_a_row = 0
         self._refusals: deque[float] = deque()
 
     def take(self) -> bool:
-        """Spend one token if there is one; count refusals that follow each other."""
+        """Spend one token if there is one; a refusal is remembered for the flood check."""
         if self.rate <= 0:
             return True
         now = self.clock()
@@ -35,9 +34,7 @@ class TokenBucket:
         self.stamp = now
         if self.tokens >= 1.0:
             self.tokens -= 1.0
-            self.refused_in_a_row = 0
             return True
-        self.refused_in_a_row += 1
         self._refusals.append(now)
         return False
 
