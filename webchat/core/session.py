@@ -124,19 +124,19 @@ class Session:
 
     def select(self, packets: list[Packet]) -> list[Packet]:
         """The packets this user receives, in order; moves in and out of rooms on the way."""
+        # The fan-out's inner loop (every packet, for every session): kept flat.
+        me, receiving, shows_input = self.id, self.receiving, self.shows_own_input
         mine: list[Packet] = []
         for packet in packets:
-            if packet.enters == self.id and packet.event.room is not None:
-                self.receiving.add(packet.event.room)
-            if self.admits(packet.audience):
+            if packet.enters == me and packet.event.room is not None:
+                receiving.add(packet.event.room)
+            audience = packet.audience
+            if (
+                audience.everyone
+                or me in audience.sessions
+                or not audience.rooms.isdisjoint(receiving)
+            ) and not (audience.origin == me and shows_input and not audience.echo):
                 mine.append(packet)
-            if packet.exits == self.id and packet.event.room is not None:
-                self.receiving.discard(packet.event.room)
+            if packet.exits == me and packet.event.room is not None:
+                receiving.discard(packet.event.room)
         return mine
-
-    def admits(self, audience: Audience) -> bool:
-        if audience.origin == self.id and not audience.echo and self.shows_own_input:
-            return False
-        if audience.everyone or self.id in audience.sessions:
-            return True
-        return not audience.rooms.isdisjoint(self.receiving)
