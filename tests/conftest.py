@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.chat import RunningChat, start_chat
+from webchat.history import SqliteHistory
 
 
 @pytest.fixture
@@ -34,3 +36,18 @@ def chat(make_chat: Callable[..., RunningChat]) -> RunningChat:
 def unlimited_chat(make_chat: Callable[..., RunningChat]) -> RunningChat:
     """A chat without the rate limit, for tests that paste far more than a burst."""
     return make_chat(rate_per_second=0)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    """A path for a history file of this test's own."""
+    return str(tmp_path / "history.db")
+
+
+@pytest.fixture
+def store(db: str) -> Iterator[SqliteHistory]:
+    """A working history log on a real file."""
+    s = SqliteHistory(db)
+    assert s.error is None
+    yield s
+    s.close()

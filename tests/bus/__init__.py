@@ -1,0 +1,1 @@
+"""Tests of webchat/bus/, mirroring its modules."""

@@ -1,0 +1,1 @@
+"""Tests of webchat/commands/, mirroring its modules."""

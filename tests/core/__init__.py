@@ -1,0 +1,1 @@
+"""Tests of webchat/core/, mirroring its modules."""

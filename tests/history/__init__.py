@@ -1,0 +1,1 @@
+"""Tests of webchat/history/, mirroring its modules."""

@@ -1,0 +1,1 @@
+"""Tests of webchat/policy/, mirroring its modules."""

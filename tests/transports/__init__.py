@@ -1,0 +1,1 @@
+"""Tests of webchat/transports/, mirroring its modules."""
