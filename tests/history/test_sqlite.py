@@ -471,3 +471,89 @@ def test_reads_from_several_threads_see_committed_data(tmp_path: Path, path: str
     assert problems == []
     assert store.last_id() == 2000
     store.close()
+
+
+# ----- rooms --------------------------------------------------------------------------
+
+
+def in_room(event_id: int, room: str, type_: str = "message") -> StoredEvent:
+    text = f"message {event_id}" if type_ == "message" else None
+    return StoredEvent(
+        Event(type_, "al", text, event_id, f"2026-01-01T00:00:{event_id:02d}.000Z", room=room), None
+    )
+
+
+def about(event_id: int, *rooms: str) -> StoredEvent:
+    """An event about a person (an away), told in ``rooms``."""
+    event = Event("away", "al", "lunch", event_id, f"2026-01-01T00:00:{event_id:02d}.000Z")
+    return StoredEvent(event, None, frozenset(rooms))
+
+
+def test_each_room_has_its_own_history(store: Store):
+    store.append(
+        [in_room(1, "#lobby"), in_room(2, "#dev"), in_room(3, "#dev"), in_room(4, "#lobby")]
+    )
+    assert ids(store.recent(10)) == [1, 4]  # #lobby by default
+    assert ids(store.recent(10, room="#dev")) == [2, 3]
+    assert ids(store.recent(1, room="#dev")) == [3]
+    assert store.recent(10, room="#ops") == []
+
+
+def test_events_about_people_belong_to_the_lobby_history_only_where_the_lobby_was_told(
+    store: Store,
+):
+    store.append([about(1, "#lobby", "#dev"), about(2, "#dev"), in_room(3, "#dev"), about(4)])
+    assert ids(store.recent(10)) == [1]
+    assert ids(store.recent(10, room="#dev")) == [3]  # a room's history is its own events
+
+
+def test_since_over_rooms_tells_exactly_whom_the_live_events_told(store: Store):
+    store.append(
+        [
+            about(1, "#lobby"),
+            about(2, "#dev"),
+            in_room(3, "#dev"),
+            in_room(4, "#ops"),
+            about(5, "#a_b"),
+            private(6),
+        ]
+    )
+    assert ids(store.since(0, up_to=6, viewer_key=None, rooms=["#lobby"])) == [1]
+    assert ids(store.since(0, up_to=6, viewer_key=None, rooms=["#dev"])) == [2, 3]
+    assert ids(store.since(0, up_to=6, viewer_key=None, rooms=["#lobby", "#ops"])) == [1, 4]
+    # '_' is no wildcard: #a_b's scope does not match #axb.
+    assert ids(store.since(0, up_to=6, viewer_key=None, rooms=["#axb"])) == []
+    assert ids(store.since(0, up_to=6, viewer_key=None, rooms=["#a_b"])) == [5]
+    assert ids(store.since(0, up_to=6, viewer_key=None, rooms=[])) == []
+    assert ids(store.since(0, up_to=6, viewer_key="bob", rooms=[])) == [6]
+
+
+V1_SCHEMA = """
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY, ts TEXT NOT NULL, type TEXT NOT NULL, nick TEXT, text TEXT,
+    extra TEXT, party_a TEXT, party_b TEXT, created REAL NOT NULL
+);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT INTO meta (key, value) VALUES ('last_id', 3), ('pruned_through', 0);
+INSERT INTO events VALUES (1, '2026-01-01T00:00:01.000Z', 'join', 'al', NULL, '{"via":"tcp"}',
+    NULL, NULL, 1.0);
+INSERT INTO events VALUES (2, '2026-01-01T00:00:02.000Z', 'message', 'al', 'hi', NULL,
+    NULL, NULL, 2.0);
+INSERT INTO events VALUES (3, '2026-01-01T00:00:03.000Z', 'private', 'al', 'psst', '{"to":"bo"}',
+    'al', 'bo', 3.0);
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_log_from_before_rooms_becomes_the_lobby_history(db: str):
+    with sqlite3.connect(db) as conn:
+        conn.executescript(V1_SCHEMA)
+    store = Store(db)
+    assert store.error is None and store.last_id() == 3
+    assert [(e.id, e.room) for e in store.recent(10)] == [(1, None), (2, "#lobby")]
+    assert store.recent(10, room="#dev") == []
+    assert ids(store.since(0, up_to=3, viewer_key="bo", rooms=["#lobby"])) == [1, 2, 3]
+    store.append([in_room(4, "#dev")])
+    store.close()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (2,)

@@ -25,7 +25,9 @@ class Outgoing:
     parties: frozenset[str] | None = None
     # A past event shown again (/history): marked as such, never sequenced or stored again.
     replayed: bool = False
-    # The session that stops receiving event.room right after this item (an exit).
+    # The session that starts receiving event.room at this item (an enter), and the
+    # one that stops right after it (an exit).
+    enters: int = 0
     exits: int = 0
 
 

@@ -8,6 +8,7 @@ it is in the log.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -28,7 +29,8 @@ def stored(item: Outgoing) -> StoredEvent | None:
     """How an item is logged: only sequenced events, and never a replayed one twice."""
     if item.event.id is None or item.replayed:
         return None
-    return StoredEvent(item.event, item.parties)
+    about_a_person = item.event.room is None and item.parties is None
+    return StoredEvent(item.event, item.parties, item.audience.rooms if about_a_person else None)
 
 
 class LocalBus:
@@ -51,15 +53,9 @@ class LocalBus:
         event = item.event
         if event.type in SEQUENCED and not item.replayed:
             self._last_id += 1
-            item = Outgoing(
-                event.stamped(self._last_id, utc_now()),
-                item.audience,
-                item.parties,
-                item.replayed,
-                item.exits,
-            )
+            item = dataclasses.replace(item, event=event.stamped(self._last_id, utc_now()))
         elif not item.replayed:
-            item = Outgoing(event.stamped(None, utc_now()), item.audience, exits=item.exits)
+            item = dataclasses.replace(item, event=event.stamped(None, utc_now()))
         assert self._committer is not None, "submit() before start()"
         self._committer.submit(item)
         return item

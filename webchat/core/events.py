@@ -194,10 +194,7 @@ def presence_json(nick: str, via: str, away: str | None) -> bytes:
     ).encode()
 
 
-def make_packet(event: Event, audience: Audience = _EVERYONE, *, exits: int = 0) -> Packet:
-    return Packet(event, encode_line(event), encode_json(event), audience, exits=exits)
-
-
-def marker_packet(session_id: int, room: str) -> Packet:
-    """Nothing to send: only the point where ``session_id`` starts receiving ``room``."""
-    return Packet(Event("", room=room), b"", b"", NOBODY, enters=session_id)
+def make_packet(
+    event: Event, audience: Audience = _EVERYONE, *, enters: int = 0, exits: int = 0
+) -> Packet:
+    return Packet(event, encode_line(event), encode_json(event), audience, enters, exits)

@@ -92,14 +92,11 @@ class Hub:
             session = Session(self.roster.next_id(), nick, nick_key(nick), transport, bucket)
             self.roster.claim(session)
             try:
-                for held, name in enumerate(wanted):
-                    self.rooms.check_enter(name, held)
+                self.rooms.enter_all(wanted, session.id, session.key)
             except ChatError:
                 self.roster.release(session)
                 raise
-            for name in wanted:
-                self.rooms.enter(name, session.id, session.key)
-                session.rooms[name] = None
+            session.rooms = dict.fromkeys(wanted)
             session.active_room = LOBBY
             session.receiving = set(wanted)
             session.cursor, session.cursor_bytes = self.fanout.head, self.fanout.bytes_total
@@ -198,6 +195,8 @@ class Hub:
         event: Event,
         audience: Audience,
         parties: frozenset[str] | None = None,
+        *,
+        enters: int = 0,
         exits: int = 0,
         hold: bool = True,
     ) -> Event:
@@ -211,7 +210,8 @@ class Hub:
             self.fanout.hold_sender_locked()
         if self._stopping.is_set():
             return event  # shutting down: the leaves that follow are nobody's news
-        return self._submit_locked(Outgoing(event, audience, parties, False, exits)).event
+        item = Outgoing(event, audience, parties, enters=enters, exits=exits)
+        return self._submit_locked(item).event
 
     def _submit_locked(self, item: Outgoing) -> Outgoing:
         self.fanout.submitted += 1
@@ -220,7 +220,9 @@ class Hub:
     def _release(self, items: list[Outgoing]) -> None:
         """Called by the bus's thread with each committed batch, in order."""
         packets = [_packet(i) for i in items]  # encoded off the lock
+        replays = self.membership.replays(items)  # read off the lock, all of it committed
         with self.lock:
+            self.membership.splice_locked(items, replays, self.fanout.head)
             writers = self.delivery.append_locked(packets)
             if self.history.error is not None and not self._history_failure_told:
                 self._history_failure_told = True
@@ -259,4 +261,4 @@ class Hub:
 def _packet(item: Outgoing) -> Packet:
     if item.replayed:
         return history_packet(item.event, item.audience)
-    return make_packet(item.event, item.audience, exits=item.exits)
+    return make_packet(item.event, item.audience, enters=item.enters, exits=item.exits)

@@ -1,10 +1,11 @@
 """Rooms in use: entering, leaving, topics, member lists, and posting into a room.
 
 Each change happens under the hub's lock together with the event that announces
-it, so membership and the order of events agree. A session that enters a room
-mid-conversation gets the room's recent history as a splice (see
-:class:`~webchat.core.session.Splice`): after everything it was owed, before the
-room's first live event, with nothing in between lost or repeated.
+it, so membership and the order of events agree. Someone who enters a room
+mid-conversation starts receiving it at their own ``enter`` event; everything of
+the room ordered before that event is shown as history, read from the log once
+the ``enter`` is committed (so nothing still on its way is missed), and spliced
+in right before it (see :class:`~webchat.core.session.Splice`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from webchat.core.events import LOBBY, Audience, Event, marker_packet
+from webchat.bus import Outgoing
+from webchat.core.events import LOBBY, Audience, Event, Packet
 from webchat.core.replay import notice, room_history
 from webchat.core.rooms import Room, check_room
 from webchat.core.roster import Presence
@@ -55,8 +57,8 @@ class Membership:
     def enter(self, session: Session, raw: str) -> bool:
         """Enter a room (creating it if new) and make it active; False if already in it.
 
-        The room's history is read under the lock: the splice must be in place before
-        the writer can pass its position, and /join is rare enough to afford it.
+        The history shown on entering is added when the ``enter`` is released
+        (:meth:`replays`, :meth:`splice_locked`).
         """
         name = check_room(raw)
         hub = self.hub
@@ -65,17 +67,42 @@ class Membership:
                 session.active_room = name
                 return False
             hub.rooms.check_enter(name, len(session.rooms))
-            room = hub.rooms.enter(name, session.id, session.key)
+            hub.rooms.enter(name, session.id, session.key)
             session.rooms[name] = None
             session.active_room = name
-            packets = [
-                marker_packet(session.id, name),
-                *room_history(hub.history, hub.limits, session.id, name, hub.delivery.released_id),
-                notice(session.id, _describe(room), name, code="room", topic=room.topic),
-            ]
-            session.splices.append(Splice(hub.fanout.head, packets))
-            hub.publish_locked(Event("enter", session.nick, room=name), Audience.room(name))
+            event = Event("enter", session.nick, room=name)
+            hub.publish_locked(event, Audience.room(name), enters=session.id)
         return True
+
+    def replays(self, items: list[Outgoing]) -> dict[int, list[Packet]]:
+        """For each ``enter`` in a committed batch, the room's history before it.
+
+        Called off the lock by the bus's thread: everything ordered before the enter
+        is in the log by now, so the replay and the live events meet exactly.
+        """
+        hub = self.hub
+        return {
+            index: room_history(hub.history, hub.limits, item.enters, room, event_id - 1)
+            for index, item in enumerate(items)
+            if item.enters
+            and (room := item.event.room) is not None
+            and (event_id := item.event.id) is not None
+        }
+
+    def splice_locked(
+        self, items: list[Outgoing], replays: dict[int, list[Packet]], head: int
+    ) -> None:
+        """Before the batch goes into the ring at ``head``: each enterer's history and a
+        notice go in right before their own ``enter``."""
+        hub = self.hub
+        for index, packets in replays.items():
+            item = items[index]
+            session = hub.roster.sessions.get(item.enters)
+            room = hub.rooms.get(item.event.room or "")
+            if session is None or room is None:
+                continue
+            about = notice(session.id, _describe(room), room.name, code="room", topic=room.topic)
+            session.splices.append(Splice(head + index, [*packets, about]))
 
     def part(self, session: Session, raw: str | None, reason: str = "") -> str:
         """Leave a room; plain lines then go to the lobby, or the room entered last."""

@@ -100,6 +100,22 @@ class Rooms:
         room.empty_since = None
         return room
 
+    def enter_all(self, names: list[str], session_id: int, key: str) -> None:
+        """Enter every room or none: a refusal undoes the rooms entered, and made."""
+        made: list[str] = []
+        try:
+            for held, name in enumerate(names):  # one by one: each may create a room
+                self.check_enter(name, held)
+                if name not in self._rooms:
+                    made.append(name)
+                self.enter(name, session_id, key)
+        except ChatError:
+            for name in names:
+                self.exit(name, session_id)
+            for name in made:
+                del self._rooms[name]
+            raise
+
     def exit(self, name: str, session_id: int) -> None:
         room = self._rooms.get(name)
         if room is None or session_id not in room.members:

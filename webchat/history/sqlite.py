@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS events (
     party_a TEXT,                 -- NULL for a public event; else a nick key
     party_b TEXT,                 -- the other party (party_a again for a note to oneself)
     created REAL NOT NULL,        -- unix time of the append, for retention by age
-    room    TEXT                  -- the room it happened in; NULL: server-wide or private
+    room    TEXT,                 -- the room it happened in; NULL: about a person, or private
+    scope   TEXT                  -- about a person: ",#a,#b," the rooms told; NULL: #lobby's
 );
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -69,6 +70,7 @@ COMMIT;
 _MIGRATE_FROM_1 = f"""
 BEGIN IMMEDIATE;
 ALTER TABLE events ADD COLUMN room TEXT;
+ALTER TABLE events ADD COLUMN scope TEXT;
 UPDATE events SET room = '{LOBBY}' WHERE type IN ('message', 'me') AND party_a IS NULL;
 PRAGMA user_version = 2;
 COMMIT;
@@ -76,8 +78,9 @@ COMMIT;
 _INDEX = "CREATE INDEX IF NOT EXISTS events_room ON events (room, id)"
 
 _INSERT = (
-    "INSERT INTO events (id, ts, type, nick, text, extra, party_a, party_b, created, room)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO events"
+    " (id, ts, type, nick, text, extra, party_a, party_b, created, room, scope)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _RAISE_META = (
     "INSERT INTO meta (key, value) VALUES (?, ?)"
@@ -86,7 +89,17 @@ _RAISE_META = (
 _COLUMNS = "id, ts, type, nick, text, extra, room"
 
 _Row = tuple[
-    int, str, str, str | None, str | None, str | None, str | None, str | None, float, str | None
+    int,
+    str,
+    str,
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    float,
+    str | None,
+    str | None,
 ]
 
 
@@ -96,6 +109,9 @@ class StoredEvent:
 
     event: Event
     parties: frozenset[str] | None  # None: public; else the nick keys that may see it
+    # For an event about a person rather than a room (join, leave, nick, away, back):
+    # the rooms whose members were told, so a replay tells the same people.
+    scope: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         event = self.event
@@ -268,14 +284,15 @@ class SqliteHistory:
         """
         if limit <= 0 or self._error is not None:
             return []
-        where = "(room = ? OR room IS NULL)" if room == LOBBY else "room = ?"
+        # The lobby's history also holds the events about people told in the lobby.
+        scope, params = _scope(None, [room], people=room == LOBBY)
         try:
             with self._reading() as conn:
                 rows = conn.execute(
                     f"SELECT {_COLUMNS} FROM events"
-                    f" WHERE {where} AND party_a IS NULL AND id < ? AND id <= ?"
+                    f" WHERE {scope} AND party_a IS NULL AND id < ? AND id <= ?"
                     " ORDER BY id DESC LIMIT ?",
-                    (room, _clamp(before, _MAX_ID), _clamp(up_to, _MAX_ID), limit),
+                    (*params, _clamp(before, _MAX_ID), _clamp(up_to, _MAX_ID), limit),
                 ).fetchall()
         except sqlite3.Error as exc:
             self._read_failed(exc, "recent")
@@ -451,6 +468,7 @@ def _row(stored: StoredEvent, created: float) -> _Row:
         party_b,
         created,
         event.room,
+        None if stored.scope is None else "," + ",".join(sorted(stored.scope)) + ",",
     )
 
 
@@ -460,17 +478,30 @@ def _event(row: tuple[int, str, str, str | None, str | None, str | None, str | N
     return Event(type_, nick, text, event_id, ts, loaded, room)
 
 
-def _scope(viewer_key: str | None, rooms: Collection[str] | None) -> tuple[str, list[object]]:
-    """The WHERE clause for what one viewer may be shown: public events, and their own mail."""
+def _scope(
+    viewer_key: str | None, rooms: Collection[str] | None, people: bool = True
+) -> tuple[str, list[object]]:
+    """The WHERE clause for what one viewer may be shown: public events of those rooms
+    (all when ``rooms`` is None), and their own mail. ``people``: also the events about
+    people (joins, leaves, renames) that were told in those rooms."""
     mail = "(party_a = ? OR party_b = ?)"
     if rooms is None:
         return f"(party_a IS NULL OR {mail})", [viewer_key, viewer_key]
     names = sorted(set(rooms))
     marks = ", ".join("?" * len(names))
-    public = f"room IN ({marks})" if names else "0"
+    # An event about a person counts where its scope names one of the rooms (instr,
+    # not LIKE: '_' is a wildcard there and a common letter in room names).
+    told = " OR ".join("instr(scope, ?) > 0" for _ in names)
     if LOBBY in names:
-        public = f"({public} OR (room IS NULL AND party_a IS NULL))"
-    return f"({public} OR {mail})", [*names, viewer_key, viewer_key]
+        told = f"{told} OR scope IS NULL"  # logged before rooms existed: the lobby's
+    public = f"room IN ({marks}) OR (room IS NULL AND party_a IS NULL AND ({told}))"
+    params: list[object] = [*names, *(f",{name}," for name in names)]
+    if not people:
+        public, params = f"room IN ({marks})", [*names]
+    if not names:
+        public = "0"
+        params = []
+    return f"({public} OR {mail})", [*params, viewer_key, viewer_key]
 
 
 def _clamp(value: int | None, default: int) -> int:
