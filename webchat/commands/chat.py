@@ -111,7 +111,7 @@ def _history(ctx: Context, args: str) -> None:
     if hub.history.error is not None:
         raise ChatError("history_off", hub.history.error)
     room = ctx.here()
-    events = hub.history_for(room, int(args) if args else HISTORY_DEFAULT)
+    events = hub.membership.history(room, int(args) if args else HISTORY_DEFAULT)
     if events:
         plural = "s" if len(events) != 1 else ""
         where = "" if room == LOBBY else f" of {room}"
@@ -119,7 +119,9 @@ def _history(ctx: Context, args: str) -> None:
         extra = {"code": "history", "count": len(events)}
     else:
         text, extra = "No history yet.", {"code": "history_empty"}
-    hub.show_history(ctx.session, Event("system", text=text, extra=extra, room=room), events)
+    hub.membership.show_history(
+        ctx.session, Event("system", text=text, extra=extra, room=room), events
+    )
 
 
 @command("who", "/who", "list who is online, how, idle time and away state")

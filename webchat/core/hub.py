@@ -136,12 +136,6 @@ class Hub:
         """Flush what is owed, say goodbye and close; the first reason wins."""
         self.fanout.close(session, reason, code)
 
-    def history_for(self, room: str, limit: int, before: int | None = None) -> list[Event]:
-        """A room's public events from the log, oldest first, for /history and scroll-back."""
-        with self.lock:
-            seam = self.delivery.released_id
-        return self.history.recent(limit, room=room, before=before, up_to=seam)
-
     # ----- publishing -------------------------------------------------------------
 
     def publish(
@@ -182,14 +176,6 @@ class Hub:
             event = Event(type_, text=text, extra=extra or None, room=room)
             self.publish_locked(event, Audience.only(session.id))
 
-    def show_history(self, session: Session, notice: Event, events: list[Event]) -> None:
-        """Past events for one session, marked as history, in the session's one order."""
-        with self.lock:
-            self.publish_locked(notice, Audience.only(session.id))
-            only = Audience.only(session.id)
-            for event in events:
-                self._submit_locked(Outgoing(event, only, replayed=True))
-
     def publish_locked(
         self,
         event: Event,
@@ -211,9 +197,9 @@ class Hub:
         if self._stopping.is_set():
             return event  # shutting down: the leaves that follow are nobody's news
         item = Outgoing(event, audience, parties, enters=enters, exits=exits)
-        return self._submit_locked(item).event
+        return self.submit_locked(item).event
 
-    def _submit_locked(self, item: Outgoing) -> Outgoing:
+    def submit_locked(self, item: Outgoing) -> Outgoing:
         self.fanout.submitted += 1
         return self.bus.submit(item)
 

@@ -74,6 +74,20 @@ class Membership:
             hub.publish_locked(event, Audience.room(name), enters=session.id)
         return True
 
+    def history(self, room: str, limit: int, before: int | None = None) -> list[Event]:
+        """A room's public events from the log, oldest first, for /history and scroll-back."""
+        with self.hub.lock:
+            seam = self.hub.delivery.released_id
+        return self.hub.history.recent(limit, room=room, before=before, up_to=seam)
+
+    def show_history(self, session: Session, notice: Event, events: list[Event]) -> None:
+        """Past events for one session, marked as history, in the session's one order."""
+        with self.hub.lock:
+            self.hub.publish_locked(notice, Audience.only(session.id))
+            only = Audience.only(session.id)
+            for event in events:
+                self.hub.submit_locked(Outgoing(event, only, replayed=True))
+
     def replays(self, items: list[Outgoing]) -> dict[int, list[Packet]]:
         """For each ``enter`` in a committed batch, the room's history before it.
 

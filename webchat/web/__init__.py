@@ -79,7 +79,7 @@ def api_history() -> Response | tuple[dict[str, Any], int] | dict[str, Any]:
     if runtime.history.error is not None:
         return {"error": runtime.history.error, "events": [], "more": False}, 503
     limit = min(limit, HISTORY_PAGE_MAX)
-    events = runtime.hub.history_for(room, limit + 1, before=before)
+    events = runtime.hub.membership.history(room, limit + 1, before=before)
     more = len(events) > limit
     events = events[-limit:]
     return {"events": [e.as_dict() for e in events], "more": more}
