@@ -37,9 +37,7 @@ def has_fields(event: dict[str, Any], fields: dict[str, Any]) -> bool:
 class Person:
     """A joined user; ``tcp`` or ``ws`` is set depending on ``via``."""
 
-    def __init__(
-        self, chat: RunningChat, nick: str, via: str, rooms: tuple[str, ...] = ()
-    ) -> None:
+    def __init__(self, chat: RunningChat, nick: str, via: str, rooms: tuple[str, ...] = ()) -> None:
         self.nick, self.via = nick, via
         self.tcp: TcpClient | None = None
         self.ws: WsClient | None = None
@@ -48,7 +46,7 @@ class Person:
             self.tcp = chat.tcp(nick)
             for room in rooms:
                 self.tcp.line(f"/join {room}")
-                self.tcp.expect(lambda line, r=room: line == f"[{r}] *** {nick} entered")
+                self.tcp.expect(f"[{room}] *** {nick} entered")
         else:
             self.ws = WsClient(chat.url)
             extra: dict[str, Any] = {"rooms": list(rooms)} if rooms else {}
