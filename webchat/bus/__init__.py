@@ -29,6 +29,8 @@ class Outgoing:
     # one that stops right after it (an exit).
     enters: int = 0
     exits: int = 0
+    # The session that is closing: it is owed everything before this item, not after.
+    closes: int = 0
 
 
 class Bus(Protocol):

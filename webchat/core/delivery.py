@@ -29,8 +29,9 @@ class Delivery:
         close_grace: float,
         sessions: Callable[[], Iterable[Session]],
         released_id: int,
+        mark_close: Callable[[Session], None],
     ) -> None:
-        self.fanout = Fanout(lock, capacity, close_grace, sessions, self.wake)
+        self.fanout = Fanout(lock, capacity, close_grace, sessions, self.wake, mark_close)
         self._writers: dict[int, Writer] = {}
         self._lock = lock
         # The highest event id in the ring: the seam between replay and live delivery.
@@ -60,12 +61,26 @@ class Delivery:
     def writers_locked(self) -> list[Writer]:
         return list(self._writers.values())
 
-    def append_locked(self, packets: list[Packet]) -> list[Writer]:
-        """Put a committed batch in the ring; returns the writers to hand it to."""
-        self.fanout.append_locked(packets)
+    def append_locked(self, packets: list[Packet | int]) -> list[Writer]:
+        """Put a committed batch in the ring; returns the writers to hand it to.
+
+        An int in the batch is a close marker: that session is owed what came before.
+        """
+        fanout = self.fanout
+        run: list[Packet] = []
         for packet in packets:
-            if packet.event.id is not None and packet.event.id > self.released_id:
-                self.released_id = packet.event.id
+            if isinstance(packet, int):
+                fanout.append_locked(run)
+                run = []
+                fanout.released += 1  # the marker was submitted like any item
+                writer = self._writers.get(packet)
+                if writer is not None:
+                    fanout.closed_at_locked(writer.session, fanout.head)
+            else:
+                run.append(packet)
+                if packet.event.id is not None and packet.event.id > self.released_id:
+                    self.released_id = packet.event.id
+        fanout.append_locked(run)
         return list(self._writers.values())
 
     @staticmethod

@@ -24,6 +24,8 @@ from webchat.core.writer import Doorbell
 
 # Seconds a closing writer waits between looks for the last packets it is owed.
 CLOSING_POLL = 0.05
+# A closing session's end while its close marker is on its way: nothing is done yet.
+UNKNOWN = 2**62
 
 
 class Fanout:
@@ -36,12 +38,14 @@ class Fanout:
         close_grace: float,
         sessions: Callable[[], Iterable[Session]],
         ring_doorbell: Callable[[Session], None],
+        mark_close: Callable[[Session], None],
     ) -> None:
         self.lock = lock
         self.capacity = capacity
         self.close_grace = close_grace
         self._sessions = sessions
         self._ring_doorbell = ring_doorbell
+        self._mark_close = mark_close
         self._slots: list[Packet | None] = [None] * capacity
         self.head = 0  # packets ever appended; the next one goes in slot head % capacity
         self.bytes_total = 0
@@ -186,8 +190,15 @@ class Fanout:
         session.close_reason = reason
         session.close_code = code
         # What was published before the close is still owed to it (errors that explain
-        # the close, above all); what comes after is not.
-        session.close_seq = self.submitted
+        # the close, above all); what comes after is not. Where that ends is known once
+        # a marker published now reaches the ring (closed_at_locked).
+        session.close_seq = UNKNOWN
+        self._mark_close(session)
+        self._ring_doorbell(session)
+
+    def closed_at_locked(self, session: Session, position: int) -> None:
+        """The close marker of ``session`` is at ``position``: it is owed what comes before."""
+        session.close_seq = position
         self._ring_doorbell(session)
 
     def reap_locked(self, max_bytes: int, now: float) -> list[Session]:

@@ -61,6 +61,7 @@ class Hub:
             limits.close_grace,
             lambda: self.roster.sessions.values(),
             bus.last_id(),
+            self._mark_close,
         )
         self.fanout = self.delivery.fanout
         # A log that never opened is told to each newcomer at join; only a failure
@@ -199,6 +200,10 @@ class Hub:
         item = Outgoing(event, audience, parties, enters=enters, exits=exits)
         return self.submit_locked(item).event
 
+    def _mark_close(self, session: Session) -> None:
+        """Called with the lock held when a session starts closing (Fanout.close_locked)."""
+        self.submit_locked(Outgoing(Event(""), Audience(), closes=session.id))
+
     def submit_locked(self, item: Outgoing) -> Outgoing:
         self.fanout.submitted += 1
         return self.bus.submit(item)
@@ -208,7 +213,7 @@ class Hub:
         packets = [_packet(i) for i in items]  # encoded off the lock
         replays = self.membership.replays(items)  # read off the lock, all of it committed
         with self.lock:
-            self.membership.splice_locked(items, replays, self.fanout.head)
+            self.membership.splice_locked(items, replays, _positions(packets, self.fanout.head))
             writers = self.delivery.append_locked(packets)
             if self.history.error is not None and not self._history_failure_told:
                 self._history_failure_told = True
@@ -244,7 +249,18 @@ class Hub:
         self.history.close()
 
 
-def _packet(item: Outgoing) -> Packet:
+def _packet(item: Outgoing) -> Packet | int:
+    if item.closes:
+        return item.closes  # no packet: only the point where that session's stream ends
     if item.replayed:
         return history_packet(item.event, item.audience)
     return make_packet(item.event, item.audience, enters=item.enters, exits=item.exits)
+
+
+def _positions(packets: list[Packet | int], head: int) -> list[int]:
+    """Where each item of a batch lands in the ring (a close marker takes no slot)."""
+    out = []
+    for packet in packets:
+        out.append(head)
+        head += not isinstance(packet, int)
+    return out

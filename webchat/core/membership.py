@@ -104,10 +104,10 @@ class Membership:
         }
 
     def splice_locked(
-        self, items: list[Outgoing], replays: dict[int, list[Packet]], head: int
+        self, items: list[Outgoing], replays: dict[int, list[Packet]], positions: list[int]
     ) -> None:
-        """Before the batch goes into the ring at ``head``: each enterer's history and a
-        notice go in right before their own ``enter``."""
+        """Before the batch goes into the ring (item i at ``positions[i]``): each
+        enterer's history and a notice go in right before their own ``enter``."""
         hub = self.hub
         for index, packets in replays.items():
             item = items[index]
@@ -116,7 +116,7 @@ class Membership:
             if session is None or room is None:
                 continue
             about = notice(session.id, _describe(room), room.name, code="room", topic=room.topic)
-            session.splices.append(Splice(head + index, [*packets, about]))
+            session.splices.append(Splice(positions[index], [*packets, about]))
 
     def part(self, session: Session, raw: str | None, reason: str = "") -> str:
         """Leave a room; plain lines then go to the lobby, or the room entered last."""
