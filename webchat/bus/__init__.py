@@ -8,9 +8,9 @@ session sees one order) and gets them back, in submission order, through the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from webchat.core.events import Audience, Event
 
@@ -31,6 +31,10 @@ class Outgoing:
     exits: int = 0
     # The session that is closing: it is owed everything before this item, not after.
     closes: int = 0
+    # Published by another node of a cluster (so not counted among this node's items),
+    # and the state of the user it is about, for this node's mirror of them.
+    remote: bool = False
+    user: Mapping[str, Any] | None = None
 
 
 class Bus(Protocol):

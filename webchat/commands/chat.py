@@ -52,15 +52,15 @@ def _me(ctx: Context, args: str) -> None:
 def _send_private(ctx: Context, target: Session, text: str) -> None:
     fits(ctx, text)
     session = ctx.session
-    # The person, not the name: a /reply must follow a rename and never reach someone
-    # who picked up the old nick.
-    target.reply_to = session.id
+    # /reply follows the person, not the name (the recipient's reply_to is set to the
+    # sender's session id when this is delivered): it never reaches someone who picked
+    # up the old nick.
     ctx.hub.publish(
         "private",
         session.nick,
         text,
         extra={"to": target.nick},
-        audience=Audience.only(session.id, target.id),
+        audience=Audience(sessions=frozenset({session.id, target.id}), origin=session.id),
         parties=frozenset({session.key, target.key}),
         origin=session,
     )

@@ -72,7 +72,6 @@ class Delivery:
             if isinstance(packet, int):
                 fanout.append_locked(run)
                 run = []
-                fanout.released += 1  # the marker was submitted like any item
                 writer = self._writers.get(packet)
                 if writer is not None:
                     fanout.closed_at_locked(writer.session, fanout.head)

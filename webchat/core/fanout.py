@@ -56,7 +56,7 @@ class Fanout:
         # slow writers; both wait on the hub's lock.
         self._space = threading.Condition(lock)
         self._space_waiters = 0
-        # Items handed to the bus, and items back from it into the ring (one packet each).
+        # This node's items handed to the bus, and those back from it.
         self.submitted = 0
         self.released = 0
 
@@ -74,7 +74,6 @@ class Fanout:
             self._slots[self.head % self.capacity] = packet
             self.head += 1
             self.bytes_total += packet.size
-        self.released += len(packets)
         if self._space_waiters:
             self._space.notify_all()
 

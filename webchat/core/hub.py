@@ -104,9 +104,11 @@ class Hub:
             seam = self.delivery.released_id  # up to here from the log, the rest comes live
             welcome = welcome_packet(self, session)
             self.delivery.add_locked(session)
-            self.publish_locked(Event("join", nick, extra={"via": session.via}), session.near())
+            join = Event("join", nick, extra={"via": session.via})
+            self.publish_locked(join, session.near(), about=session)
             for name in wanted[1:]:
-                self.publish_locked(Event("enter", nick, room=name), Audience.room(name))
+                enter = Event("enter", nick, room=name)
+                self.publish_locked(enter, Audience.room(name), about=session)
         log.info("%s joined via %s", nick, session.via)
         replay = join_replay(self.history, self.limits, session.id, wanted, seam, since)
         session.splices.append(Splice(session.cursor, [*replay, welcome]))
@@ -126,7 +128,8 @@ class Hub:
             audience = session.near()
             for name in session.rooms:
                 self.rooms.exit(name, session.id)
-            self.publish_locked(Event("leave", session.nick, reason or None), audience)
+            leave = Event("leave", session.nick, reason or None)
+            self.publish_locked(leave, audience, about=session)
             self.fanout.close_locked(session, reason or "left", 1000)
         log.info("%s left (%s)", session.nick, reason or "no reason")
 
@@ -186,18 +189,21 @@ class Hub:
         enters: int = 0,
         exits: int = 0,
         hold: bool = True,
+        about: Session | None = None,
     ) -> Event:
         """Give the event its place in the order and hand it to the bus.
 
         Delivery happens when the bus hands it back (``_release``): rule 3, an event
         is in the log before anyone receives it. Replies go the same way, so each
-        session still sees one order.
+        session still sees one order. ``about`` is the user an event about a person
+        concerns, after the change.
         """
         if hold:  # the bus or the writers are a whole ring behind: hold the sender
             self.fanout.hold_sender_locked()
         if self._stopping.is_set():
             return event  # shutting down: the leaves that follow are nobody's news
-        item = Outgoing(event, audience, parties, enters=enters, exits=exits)
+        user = about.state() if about is not None else None  # for other nodes' mirrors
+        item = Outgoing(event, audience, parties, enters=enters, exits=exits, user=user)
         return self.submit_locked(item).event
 
     def _mark_close(self, session: Session) -> None:
@@ -213,6 +219,9 @@ class Hub:
         packets = [_packet(i) for i in items]  # encoded off the lock
         replays = self.membership.replays(items)  # read off the lock, all of it committed
         with self.lock:
+            self.fanout.released += sum(not i.remote for i in items)
+            for item in items:
+                self.people.apply_locked(item)
             self.membership.splice_locked(items, replays, _positions(packets, self.fanout.head))
             writers = self.delivery.append_locked(packets)
             if self.history.error is not None and not self._history_failure_told:

@@ -71,7 +71,7 @@ class Membership:
             session.rooms[name] = None
             session.active_room = name
             event = Event("enter", session.nick, room=name)
-            hub.publish_locked(event, Audience.room(name), enters=session.id)
+            hub.publish_locked(event, Audience.room(name), enters=session.id, about=session)
         return True
 
     def history(self, room: str, limit: int, before: int | None = None) -> list[Event]:
@@ -125,10 +125,10 @@ class Membership:
         with hub.lock:
             if name not in session.rooms:
                 raise not_in_room(name)
-            event = Event("exit", session.nick, reason or None, room=name)
-            hub.publish_locked(event, Audience.room(name), exits=session.id)
             hub.rooms.exit(name, session.id)
             del session.rooms[name]
+            event = Event("exit", session.nick, reason or None, room=name)
+            hub.publish_locked(event, Audience.room(name), exits=session.id, about=session)
             if session.active_room == name:
                 rest = list(session.rooms)
                 fallback = rest[-1] if rest else None
@@ -156,7 +156,7 @@ class Membership:
     def names(self, name: str) -> list[Presence]:
         room = self.room(name)
         with self.hub.lock:
-            ids = [i for i in room.members if i in self.hub.roster.sessions]
+            ids = [i for i in room.members if self.hub.roster.get(i) is not None]
             return self.hub.roster.presence(ids)
 
     def listing(self) -> list[dict[str, object]]:

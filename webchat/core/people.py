@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from webchat.bus import Outgoing
 from webchat.core.events import Event
 from webchat.core.roster import Presence
 from webchat.core.session import Session
@@ -29,7 +30,8 @@ class People:
             old, old_key = session.nick, session.key
             self.hub.roster.rename(session, nick, nick_key(nick))
             self.hub.rooms.rekey(list(session.rooms), session.id, old_key, session.key)
-            self.hub.publish_locked(Event("nick", old, extra={"new": nick}), session.near())
+            event = Event("nick", old, extra={"new": nick})
+            self.hub.publish_locked(event, session.near(), about=session)
 
     def set_away(self, session: Session, reason: str | None) -> None:
         with self.hub.lock:
@@ -39,7 +41,32 @@ class People:
                 event = Event("back", session.nick)
             else:
                 event = Event("away", session.nick, reason or None)
-            self.hub.publish_locked(event, session.near())
+            self.hub.publish_locked(event, session.near(), about=session)
+
+    def apply_locked(self, item: Outgoing) -> None:
+        """What a delivered event changes about people here: who to /reply to, and, for
+        an event of another node, this node's mirror of its user and their rooms."""
+        event, audience = item.event, item.audience
+        if event.type == "private":
+            for session_id in audience.sessions - {audience.origin}:
+                if (recipient := self.hub.roster.sessions.get(session_id)) is not None:
+                    recipient.reply_to = audience.origin
+        hub = self.hub
+        if item.remote and event.type == "topic" and (room := hub.rooms.get(event.room or "")):
+            room.topic, room.topic_by = event.text or "", event.nick
+        if not item.remote or item.user is None:
+            return
+        user = dict(item.user)
+        known = hub.roster.get(user["id"])
+        for name in known.rooms if known is not None else ():
+            hub.rooms.exit(name, user["id"])
+        if event.type == "leave":
+            if known is not None:
+                hub.roster.release(known)
+            return
+        mirrored = hub.roster.mirror(user)
+        for name in mirrored.rooms:
+            hub.rooms.enter(name, mirrored.id, mirrored.key)
 
     def find(self, raw_nick: str) -> Session | None:
         with self.hub.lock:
@@ -48,7 +75,7 @@ class People:
     def session(self, session_id: int) -> Session | None:
         """A session by id: ids are never reused, so a stale id finds nobody."""
         with self.hub.lock:
-            return self.hub.roster.sessions.get(session_id)
+            return self.hub.roster.get(session_id)
 
     def presence(self) -> list[Presence]:
         with self.hub.lock:
@@ -56,4 +83,4 @@ class People:
 
     def count(self) -> int:
         with self.hub.lock:
-            return len(self.hub.roster.sessions)
+            return len(self.hub.roster.sessions) + len(self.hub.roster.remote)

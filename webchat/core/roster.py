@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from webchat.core.events import presence_json
+from webchat.core.events import Packet, presence_json
 from webchat.core.session import Session
 from webchat.text import NickError
 
@@ -34,13 +34,45 @@ class Presence:
         return {"nick": self.nick, "via": self.via, "idle": round(self.idle), "away": self.away}
 
 
-class Roster:
-    """Every joined session; not thread-safe by itself (the hub's lock guards it)."""
+class Elsewhere:
+    """The transport of someone connected to another node: nothing here writes to them."""
 
-    def __init__(self) -> None:
+    shows_own_input = False
+    direct = False
+    keepalive_interval: float | None = None
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def send_packets(self, packets: list[Packet]) -> None:
+        raise RuntimeError("a user on another node is never written to from here")
+
+    def keepalive(self) -> str | None:
+        return None
+
+    def send_goodbye(self, reason: str, code: int) -> None:
+        return None
+
+    def flush_control(self) -> None:
+        return None
+
+    def abort(self) -> None:
+        return None
+
+
+class Roster:
+    """Every joined session; not thread-safe by itself (the hub's lock guards it).
+
+    ``sessions`` are this node's own users; ``remote`` mirrors the users of the other
+    nodes of a cluster (kept current from their events), so nick lookups, /who and
+    room member lists cover everyone.
+    """
+
+    def __init__(self, first_id: int = 1) -> None:
         self.sessions: dict[int, Session] = {}
+        self.remote: dict[int, Session] = {}
         self._by_key: dict[str, Session] = {}
-        self._next_id = 1
+        self._next_id = first_id
 
     def next_id(self) -> int:
         """Session ids are never reused, so a stale id finds nobody."""
@@ -54,9 +86,30 @@ class Roster:
         self._by_key[session.key] = session
         session.presence_json = presence_json(session.nick, session.via, None)
 
+    def get(self, session_id: int) -> Session | None:
+        """A user by id, on this node or another."""
+        return self.sessions.get(session_id) or self.remote.get(session_id)
+
+    def everyone(self) -> list[Session]:
+        return [*self.sessions.values(), *self.remote.values()]
+
+    def mirror(self, state: dict[str, Any]) -> Session:
+        """Create or update the mirror of a user of another node from its state."""
+        session = self.remote.get(state["id"])
+        if session is None:
+            session = Session(state["id"], state["nick"], state["key"], Elsewhere(state["via"]))
+            self.remote[session.id] = session
+        elif session.key != state["key"]:
+            self._by_key.pop(session.key, None)
+        session.nick, session.key, session.away = state["nick"], state["key"], state["away"]
+        session.rooms = dict.fromkeys(state["rooms"])
+        self._by_key[session.key] = session
+        self.refresh(session)
+        return session
+
     def release(self, session: Session) -> bool:
         """Forget the session; False if it was already gone."""
-        if self.sessions.pop(session.id, None) is None:
+        if (self.sessions.pop(session.id, None) or self.remote.pop(session.id, None)) is None:
             return False
         self._by_key.pop(session.key, None)
         return True
@@ -82,7 +135,8 @@ class Roster:
     def presence(self, ids: list[int] | None = None) -> list[Presence]:
         """Everyone (or these session ids), sorted by nick."""
         now = time.monotonic()
-        chosen = self.sessions.values() if ids is None else (self.sessions[i] for i in ids)
+        everyone = self.everyone() if ids is None else [self.get(i) for i in ids]
+        chosen = [s for s in everyone if s is not None]
         return sorted(
             (Presence(s.nick, s.via, now - s.last_active, s.away) for s in chosen),
             key=lambda p: p.nick.casefold(),

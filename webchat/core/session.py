@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from webchat.core.events import Audience, Packet
 from webchat.policy.limits import TokenBucket
@@ -120,7 +120,18 @@ class Session:
 
     def near(self) -> Audience:
         """Everyone who shares a room with this user, and the user: who hears of their presence."""
-        return Audience(rooms=frozenset(self.rooms), sessions=frozenset({self.id}))
+        return Audience(rooms=frozenset(self.rooms), sessions=frozenset({self.id}), origin=self.id)
+
+    def state(self) -> dict[str, Any]:
+        """Who this user is now, for the other nodes' mirrors (see Roster.mirror)."""
+        return {
+            "id": self.id,
+            "nick": self.nick,
+            "key": self.key,
+            "via": self.via,
+            "away": self.away,
+            "rooms": list(self.rooms),
+        }
 
     def select(self, packets: list[Packet]) -> list[Packet]:
         """The packets this user receives, in order; moves in and out of rooms on the way."""

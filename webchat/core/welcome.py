@@ -22,19 +22,19 @@ WELCOME_NAMES = 30
 
 def welcome_packet(hub: Hub, session: Session) -> Packet:
     """Called with the hub's lock held, right after the session was admitted."""
-    sessions = hub.roster.sessions
-    others = [s.nick for s in sessions.values() if s is not session]
+    everyone = hub.roster.everyone()
+    others = [s.nick for s in everyone if s is not session]
     if not others:
         summary = "You are the only one here. Type /help for commands."
     else:
         shown = ", ".join([session.nick, *others[:WELCOME_NAMES]])
         more = len(others) - WELCOME_NAMES
         tail = f" and {more} more (/who lists everyone)" if more > 0 else ""
-        summary = f"{len(sessions)} online: {shown}{tail}. Type /help for commands."
+        summary = f"{len(everyone)} online: {shown}{tail}. Type /help for commands."
     rooms = [room.summary() for name in session.rooms if (room := hub.rooms.get(name))]
     if len(rooms) > 1:
         summary += " You are in " + ", ".join(str(r["room"]) for r in rooms) + "."
-    users = b"[" + b",".join([s.presence_json for s in sessions.values()]) + b"]"
+    users = b"[" + b",".join([s.presence_json for s in everyone]) + b"]"
     fields = {
         "users": users,
         "rooms": json.dumps(rooms, ensure_ascii=False, separators=(",", ":")).encode(),
