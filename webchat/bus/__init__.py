@@ -38,6 +38,10 @@ class Outgoing:
 
 
 class Bus(Protocol):
+    @property
+    def error(self) -> str | None:
+        """Why events cannot be sequenced now (a cluster's Redis is down); None if they can."""
+
     def start(self, deliver: Callable[[list[Outgoing]], None]) -> None:
         """Begin handing committed batches to ``deliver``, on the bus's own thread."""
 

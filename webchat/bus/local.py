@@ -63,6 +63,10 @@ class LocalBus:
     def last_id(self) -> int:
         return self._last_id
 
+    @property
+    def error(self) -> str | None:
+        return None  # a counter in this process never fails; the history reports its own
+
     def stop(self) -> None:
         if self._committer is not None:
             self._committer.stop()

@@ -21,7 +21,6 @@ from typing import Any
 from webchat.bus import Bus, Outgoing
 from webchat.core.delivery import Delivery
 from webchat.core.events import (
-    LOBBY,
     Audience,
     Event,
     Packet,
@@ -31,14 +30,11 @@ from webchat.core.events import (
 from webchat.core.limits import HubLimits
 from webchat.core.membership import Membership
 from webchat.core.people import People
-from webchat.core.replay import join_replay
-from webchat.core.rooms import Rooms, check_room
-from webchat.core.roster import Roster
-from webchat.core.session import Session, Splice, Transport
-from webchat.core.welcome import welcome_packet
+from webchat.core.rooms import Rooms
+from webchat.core.roster import Claims, LocalClaims, Roster
+from webchat.core.session import Session, Transport
 from webchat.history import History
-from webchat.policy.limits import TokenBucket
-from webchat.text import ChatError, check_nick, nick_key
+from webchat.text import ChatError
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +42,21 @@ log = logging.getLogger(__name__)
 class Hub:
     """Thread-safe: every method may be called from any connection's thread."""
 
-    def __init__(self, limits: HubLimits, bus: Bus, history: History) -> None:
+    def __init__(
+        self,
+        limits: HubLimits,
+        bus: Bus,
+        history: History,
+        claims: Claims | None = None,
+        first_session_id: int = 1,
+    ) -> None:
         self.limits = limits
         self.bus = bus
         self.history = history
+        # Who holds which nick: the roster alone in one process, Redis in a cluster.
+        self.claims = claims or LocalClaims()
         self.lock = threading.Lock()
-        self.roster = Roster()
+        self.roster = Roster(first_session_id)
         self.rooms = Rooms(limits)
         self.membership = Membership(self)
         self.people = People(self)
@@ -81,38 +86,8 @@ class Hub:
         since: int | None = None,
         rooms: tuple[str, ...] = (),
     ) -> Session:
-        """Admit a user to #lobby (and ``rooms``); raise ChatError if refused.
-
-        The session's writer first sends history (each room's last events, or what
-        it missed after ``since``) and the welcome, then everything live.
-        """
-        nick = check_nick(raw_nick, self.limits.max_nick_chars)
-        wanted = list(dict.fromkeys([LOBBY, *(check_room(r) for r in rooms)]))
-        bucket = TokenBucket(self.limits.rate_per_second, self.limits.rate_burst)
-        with self.lock:
-            session = Session(self.roster.next_id(), nick, nick_key(nick), transport, bucket)
-            self.roster.claim(session)
-            try:
-                self.rooms.enter_all(wanted, session.id, session.key)
-            except ChatError:
-                self.roster.release(session)
-                raise
-            session.rooms = dict.fromkeys(wanted)
-            session.active_room = LOBBY
-            session.receiving = set(wanted)
-            session.cursor, session.cursor_bytes = self.fanout.head, self.fanout.bytes_total
-            seam = self.delivery.released_id  # up to here from the log, the rest comes live
-            welcome = welcome_packet(self, session)
-            self.delivery.add_locked(session)
-            join = Event("join", nick, extra={"via": session.via})
-            self.publish_locked(join, session.near(), about=session)
-            for name in wanted[1:]:
-                enter = Event("enter", nick, room=name)
-                self.publish_locked(enter, Audience.room(name), about=session)
-        log.info("%s joined via %s", nick, session.via)
-        replay = join_replay(self.history, self.limits, session.id, wanted, seam, since)
-        session.splices.append(Splice(session.cursor, [*replay, welcome]))
-        return session
+        """Admit a user to #lobby (and ``rooms``); raise ChatError if refused."""
+        return self.people.join(raw_nick, transport, since, rooms)
 
     def start(self, session: Session) -> None:
         self.delivery.start(session)
@@ -122,19 +97,15 @@ class Hub:
 
     def leave(self, session: Session, reason: str = "") -> None:
         """Remove a user and tell everyone who shares a room; safe to call more than once."""
-        with self.lock:
-            if not self.roster.release(session):
-                return
-            audience = session.near()
-            for name in session.rooms:
-                self.rooms.exit(name, session.id)
-            leave = Event("leave", session.nick, reason or None)
-            self.publish_locked(leave, audience, about=session)
-            self.fanout.close_locked(session, reason or "left", 1000)
-        log.info("%s left (%s)", session.nick, reason or "no reason")
+        self.people.leave(session, reason)
 
     def wait_closed(self, session: Session, timeout: float) -> None:
         self.delivery.wait_closed(session, timeout)
+
+    def require_bus(self) -> None:
+        """Refuse at once, before anything changes, while events cannot be sequenced."""
+        if self.bus.error is not None:
+            raise ChatError("unavailable", f"the chat cluster cannot be reached ({self.bus.error})")
 
     def close_session(self, session: Session, reason: str, code: int = 1000) -> None:
         """Flush what is owed, say goodbye and close; the first reason wins."""

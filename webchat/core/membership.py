@@ -62,6 +62,7 @@ class Membership:
         """
         name = check_room(raw)
         hub = self.hub
+        hub.require_bus()
         with hub.lock:
             if name in session.rooms:
                 session.active_room = name
@@ -122,6 +123,7 @@ class Membership:
         """Leave a room; plain lines then go to the lobby, or the room entered last."""
         name = self.target(session, raw)
         hub = self.hub
+        hub.require_bus()
         with hub.lock:
             if name not in session.rooms:
                 raise not_in_room(name)
@@ -138,6 +140,7 @@ class Membership:
     def set_topic(self, session: Session, room: str, text: str) -> None:
         hub = self.hub
         hub.rooms.check_topic(text)
+        hub.require_bus()
         with hub.lock:
             found = hub.rooms.get(room)
             if found is None or room not in session.rooms:

@@ -1,4 +1,4 @@
-"""People: nick changes, away and back, and looking someone up.
+"""People: arriving and leaving, nick changes, away and back, and looking someone up.
 
 Like :mod:`webchat.core.membership`, every change happens under the hub's lock
 together with the event that announces it, to everyone who shares a room.
@@ -6,13 +6,20 @@ together with the event that announces it, to everyone who shares a room.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from webchat.bus import Outgoing
-from webchat.core.events import Event
+from webchat.core.events import LOBBY, Audience, Event
+from webchat.core.replay import join_replay
+from webchat.core.rooms import check_room
 from webchat.core.roster import Presence
-from webchat.core.session import Session
-from webchat.text import check_nick, nick_key
+from webchat.core.session import Session, Splice, Transport
+from webchat.core.welcome import welcome_packet
+from webchat.policy.limits import TokenBucket
+from webchat.text import ChatError, check_nick, nick_key
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from webchat.core.hub import Hub
@@ -24,16 +31,96 @@ class People:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
 
+    def join(
+        self, raw_nick: str, transport: Transport, since: int | None, rooms: tuple[str, ...]
+    ) -> Session:
+        """Admit a user to #lobby (and ``rooms``); raise ChatError if refused.
+
+        The nick is claimed first (in a cluster, in Redis, so two nodes cannot both
+        give it out). The session's writer first sends history (each room's last
+        events, or what it missed after ``since``) and the welcome, then everything
+        live.
+        """
+        hub = self.hub
+        nick = check_nick(raw_nick, hub.limits.max_nick_chars)
+        key = nick_key(nick)
+        wanted = list(dict.fromkeys([LOBBY, *(check_room(r) for r in rooms)]))
+        bucket = TokenBucket(hub.limits.rate_per_second, hub.limits.rate_burst)
+        hub.require_bus()
+        with hub.lock:
+            session_id = hub.roster.next_id()
+        hub.claims.claim(key, nick, session_id)
+        try:
+            return self._admit(Session(session_id, nick, key, transport, bucket), wanted, since)
+        except BaseException:
+            hub.claims.release(key, session_id)
+            raise
+
+    def _admit(self, session: Session, wanted: list[str], since: int | None) -> Session:
+        hub = self.hub
+        nick = session.nick
+        with hub.lock:
+            hub.roster.claim(session)
+            try:
+                hub.rooms.enter_all(wanted, session.id, session.key)
+            except ChatError:
+                hub.roster.release(session)
+                raise
+            session.rooms = dict.fromkeys(wanted)
+            session.active_room = LOBBY
+            session.receiving = set(wanted)
+            session.cursor, session.cursor_bytes = hub.fanout.head, hub.fanout.bytes_total
+            seam = hub.delivery.released_id  # up to here from the log, the rest comes live
+            welcome = welcome_packet(hub, session)
+            hub.delivery.add_locked(session)
+            join = Event("join", nick, extra={"via": session.via})
+            hub.publish_locked(join, session.near(), about=session)
+            for name in wanted[1:]:
+                enter = Event("enter", nick, room=name)
+                hub.publish_locked(enter, Audience.room(name), about=session)
+        log.info("%s joined via %s", nick, session.via)
+        replay = join_replay(hub.history, hub.limits, session.id, wanted, seam, since)
+        session.splices.append(Splice(session.cursor, [*replay, welcome]))
+        return session
+
+    def leave(self, session: Session, reason: str = "") -> None:
+        """Remove a user and tell everyone who shares a room; safe to call more than once."""
+        hub = self.hub
+        with hub.lock:
+            if not hub.roster.release(session):
+                return
+            audience = session.near()
+            for name in session.rooms:
+                hub.rooms.exit(name, session.id)
+            leave = Event("leave", session.nick, reason or None)
+            hub.publish_locked(leave, audience, about=session)
+            hub.fanout.close_locked(session, reason or "left", 1000)
+        hub.claims.release(session.key, session.id)
+        log.info("%s left (%s)", session.nick, reason or "no reason")
+
     def rename(self, session: Session, raw_nick: str) -> None:
-        nick = check_nick(raw_nick, self.hub.limits.max_nick_chars)
-        with self.hub.lock:
-            old, old_key = session.nick, session.key
-            self.hub.roster.rename(session, nick, nick_key(nick))
-            self.hub.rooms.rekey(list(session.rooms), session.id, old_key, session.key)
-            event = Event("nick", old, extra={"new": nick})
-            self.hub.publish_locked(event, session.near(), about=session)
+        hub = self.hub
+        nick = check_nick(raw_nick, hub.limits.max_nick_chars)
+        key = nick_key(nick)
+        hub.require_bus()
+        if key != session.key:  # a change of case keeps the claim
+            hub.claims.claim(key, nick, session.id)
+        try:
+            with hub.lock:
+                old, old_key = session.nick, session.key
+                hub.roster.rename(session, nick, key)
+                hub.rooms.rekey(list(session.rooms), session.id, old_key, session.key)
+                event = Event("nick", old, extra={"new": nick})
+                hub.publish_locked(event, session.near(), about=session)
+        except BaseException:
+            if key != session.key:
+                hub.claims.release(key, session.id)
+            raise
+        if key != old_key:
+            hub.claims.release(old_key, session.id)
 
     def set_away(self, session: Session, reason: str | None) -> None:
+        self.hub.require_bus()
         with self.hub.lock:
             session.away = reason
             self.hub.roster.refresh(session)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from webchat.core.events import Packet, presence_json
 from webchat.core.session import Session
@@ -32,6 +32,26 @@ class Presence:
 
     def as_dict(self) -> dict[str, Any]:
         return {"nick": self.nick, "via": self.via, "idle": round(self.idle), "away": self.away}
+
+
+class Claims(Protocol):
+    """Who holds which nick beyond this process (a cluster's Redis)."""
+
+    def claim(self, key: str, nick: str, session_id: int) -> None:
+        """Take the nick for the session, or raise ChatError (nick_taken, unavailable)."""
+
+    def release(self, key: str, session_id: int) -> None:
+        """Let go of the nick if the session holds it; never raises."""
+
+
+class LocalClaims:
+    """One process: the roster's own nick index is the authority, nothing to do here."""
+
+    def claim(self, key: str, nick: str, session_id: int) -> None:
+        return None
+
+    def release(self, key: str, session_id: int) -> None:
+        return None
 
 
 class Elsewhere:
