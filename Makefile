@@ -16,11 +16,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/webchat
 
-## system-deps: Debian's chromium, for the browser tests (no browser downloads)
+## system-deps: Debian's chromium (browser tests) and redis-server (cluster tests), when missing
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1; then \
-	  echo "Installing chromium from Debian's packages..."; \
-	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing$$missing from Debian's packages..."; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 ## lint: ruff and mypy

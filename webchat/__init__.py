@@ -10,12 +10,16 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from flask import Flask
 from flask.helpers import get_debug_flag
 
+if TYPE_CHECKING:
+    from webchat.bus.node import ClusterNode
+
+from webchat.bus import Bus
 from webchat.bus.local import LocalBus
 from webchat.core.hub import Hub
 from webchat.core.limits import HubLimits
@@ -49,8 +53,20 @@ class ChatRuntime:
             retention_events=settings.history_max_events,
             retention_seconds=settings.history_max_days * 86400,
         )
-        self.bus = LocalBus(self.history)
-        self.hub = Hub(HubLimits.from_settings(settings), self.bus, self.history)
+        limits = HubLimits.from_settings(settings)
+        self.cluster: ClusterNode | None = None
+        self.bus: Bus
+        if settings.redis_url:
+            from webchat.bus.node import ClusterNode
+
+            self.cluster = ClusterNode(settings, self.history)
+            self.bus = self.cluster.bus
+            claims, first = self.cluster.claims, self.cluster.first_session_id
+            self.hub = Hub(limits, self.bus, self.history, claims, first)
+            self.cluster.start(self.hub)
+        else:
+            self.bus = LocalBus(self.history)
+            self.hub = Hub(limits, self.bus, self.history)
         self.tcp: ChatTCPServer | None = None
         # Shared by both transports: the per-address limit counts TCP and WebSocket together.
         self.addresses = AddressLimiter(settings.max_connections_per_ip)
@@ -71,6 +87,8 @@ class ChatRuntime:
             self.tcp.stop()
             self.tcp = None
         self.hub.shutdown()
+        if self.cluster is not None:
+            self.cluster.stop()
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:

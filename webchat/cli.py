@@ -48,6 +48,11 @@ HELP = {
     "max_topic_chars": "longest room topic, in characters",
     "room_expiry": "seconds an empty room lingers before it is forgotten (its history stays)",
     "permanent_rooms": "comma-separated rooms that always exist (#lobby always does)",
+    "redis_url": "make this process one node of a chat shared through this Redis, "
+    "e.g. redis://127.0.0.1:6379/0 (needs the redis extra)",
+    "node_id": "this node's name in logs and in the stream (default: host and pid)",
+    "redis_prefix": "key prefix in Redis, so several chats can share one",
+    "redis_stream_max": "events the shared Redis stream keeps (approximately)",
     "allowed_origins": "comma-separated extra origins allowed to open /ws",
 }
 

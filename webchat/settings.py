@@ -75,6 +75,16 @@ class Settings:
     max_topic_chars: int = 300
     room_expiry: float = 300.0
     permanent_rooms: tuple[str, ...] = field(default_factory=tuple)
+    # Several nodes: a Redis URL (redis://HOST:PORT/DB) makes this process one node of
+    # the chat shared through that Redis. Empty: one process, no server needed.
+    redis_url: str = ""
+    # This node's name in logs and in the stream (default: host and process id).
+    node_id: str = ""
+    # Key prefix in Redis, so several chats can share one Redis.
+    redis_prefix: str = "webchat:"
+    # Events the shared stream keeps (approximately); a node that falls further
+    # behind, or a new one, reads older ones from its own history.
+    redis_stream_max: int = 100_000
     # Extra origins (scheme://host[:port]) allowed to open /ws, besides the page's own.
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
 

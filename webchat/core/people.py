@@ -7,7 +7,7 @@ together with the event that announces it, to everyone who shares a room.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from webchat.bus import Outgoing
 from webchat.core.events import LOBBY, Audience, Event
@@ -154,6 +154,22 @@ class People:
         mirrored = hub.roster.mirror(user)
         for name in mirrored.rooms:
             hub.rooms.enter(name, mirrored.id, mirrored.key)
+
+    def mirror_all(self, users: list[dict[str, Any]]) -> None:
+        """Who is on the other nodes when this one starts (a snapshot from the cluster)."""
+        with self.hub.lock:
+            for user in users:
+                mirrored = self.hub.roster.mirror(user)
+                for name in mirrored.rooms:
+                    self.hub.rooms.enter(name, mirrored.id, mirrored.key)
+
+    def lost_contact(self) -> None:
+        """The other nodes took this one for dead and said its users left: end them."""
+        with self.hub.lock:
+            for session in list(self.hub.roster.sessions.values()):
+                self.hub.fanout.close_locked(
+                    session, "lost contact with the chat cluster; reconnect", 1011
+                )
 
     def find(self, raw_nick: str) -> Session | None:
         with self.hub.lock:

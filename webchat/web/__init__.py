@@ -48,15 +48,24 @@ def index() -> str:
 
 @bp.get("/healthz")
 def healthz() -> dict[str, Any]:
-    """200 while the chat works; "degraded" when history is off but the chat goes on."""
+    """200 while the chat works; "degraded" when history is off or the cluster's Redis
+    cannot be reached, while the chat goes on."""
     runtime = current_app.extensions["webchat"]
     error = runtime.history.error
-    return {
-        "status": "ok" if error is None else "degraded",
+    cluster_error = runtime.bus.error
+    answer: dict[str, Any] = {
+        "status": "ok" if error is None and cluster_error is None else "degraded",
         "users": runtime.hub.people.count(),
         "tcp": {"listening": runtime.tcp is not None, "port": runtime.tcp_port},
         "history": {"ok": error is None, "error": error, "last_id": runtime.history.last_id()},
     }
+    if runtime.cluster is not None:
+        answer["cluster"] = {
+            "ok": cluster_error is None,
+            "error": cluster_error,
+            "node": runtime.cluster.name,
+        }
+    return answer
 
 
 HISTORY_PAGE_MAX = 200
