@@ -6,11 +6,13 @@ hands the batch on. A log that cannot be written never stops the chat:
 :class:`SqliteHistory` records why in :attr:`SqliteHistory.error` and from then on
 behaves as a disabled log.
 
-Connections: every write goes through one connection, used by the bus's committer
-thread (a lock keeps direct calls from other threads safe too). Reads take a
-connection of their own from a small pool, so under WAL they see every committed
-batch and never wait for a write. ``":memory:"`` is one database per connection,
-so there a single connection serves reads and writes under the lock.
+Connections: every write goes through one connection, used by the bus's
+committer thread (a lock keeps direct calls from other threads safe too). Reads
+take a connection of their own from a small pool (:mod:`~webchat.history.pool`),
+so under WAL they see every committed batch and never wait for a write.
+``":memory:"`` is one database per connection, so there a single connection
+serves reads and writes under the lock. The schema and its migrations are in
+:mod:`~webchat.history.schema`.
 
 The store assumes it is the only writer of its file (one webchat process per
 database), which lets it keep the row count and the highest id in memory.
@@ -28,64 +30,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from webchat.core.events import LOBBY, SEQUENCED, Event
+from webchat.history.pool import ReadPool
+from webchat.history.schema import (
+    INSERT,
+    RAISE_META,
+    delete_oldest,
+    insert_one_by_one,
+    open_log,
+)
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
 # Rows deleted per pruning transaction: small, so the write lock is never held long.
 PRUNE_BATCH = 1000
 # Rows the committer prunes between two batches of appends, so that shrinking a big
 # log after a restart does not hold up delivery.
 PRUNE_BUDGET = 10 * PRUNE_BATCH
-# Idle read connections kept for reuse; more are opened (and closed) under a burst.
-READ_POOL_IDLE = 8
 BUSY_TIMEOUT = 5.0
 _MAX_ID = 2**63 - 1
 
-_SCHEMA = f"""
-BEGIN IMMEDIATE;
-CREATE TABLE IF NOT EXISTS events (
-    id      INTEGER PRIMARY KEY,  -- the event id from the hub's sequencer
-    ts      TEXT NOT NULL,
-    type    TEXT NOT NULL,
-    nick    TEXT,
-    text    TEXT,
-    extra   TEXT,                 -- JSON object, or NULL
-    party_a TEXT,                 -- NULL for a public event; else a nick key
-    party_b TEXT,                 -- the other party (party_a again for a note to oneself)
-    created REAL NOT NULL,        -- unix time of the append, for retention by age
-    room    TEXT,                 -- the room it happened in; NULL: about a person, or private
-    scope   TEXT                  -- about a person: ",#a,#b," the rooms told; NULL: #lobby's
-);
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-) WITHOUT ROWID;
-INSERT OR IGNORE INTO meta (key, value) VALUES ('last_id', 0), ('pruned_through', 0);
-PRAGMA user_version = {SCHEMA_VERSION};
-COMMIT;
-"""
-
-# Version 1 had one conversation: its public messages and actions were the lobby's.
-_MIGRATE_FROM_1 = f"""
-BEGIN IMMEDIATE;
-ALTER TABLE events ADD COLUMN room TEXT;
-ALTER TABLE events ADD COLUMN scope TEXT;
-UPDATE events SET room = '{LOBBY}' WHERE type IN ('message', 'me') AND party_a IS NULL;
-PRAGMA user_version = 2;
-COMMIT;
-"""
-_INDEX = "CREATE INDEX IF NOT EXISTS events_room ON events (room, id)"
-
-_INSERT = (
-    "INSERT INTO events"
-    " (id, ts, type, nick, text, extra, party_a, party_b, created, room, scope)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_RAISE_META = (
-    "INSERT INTO meta (key, value) VALUES (?, ?)"
-    " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)"
-)
 _COLUMNS = "id, ts, type, nick, text, extra, room"
 
 _Row = tuple[
@@ -142,8 +105,7 @@ class SqliteHistory:
         self._clock = clock
         self._memory = path in ("", ":memory:")
         self._lock = threading.Lock()  # the writer connection (and, in memory, every read)
-        self._pool_lock = threading.Lock()
-        self._pool: list[sqlite3.Connection] = []
+        self._readers = ReadPool(self._connect)
         self._writer: sqlite3.Connection | None = None
         self._error: str | None = None
         self._closed = False
@@ -193,13 +155,13 @@ class SqliteHistory:
             try:
                 try:
                     conn.execute("BEGIN IMMEDIATE")
-                    conn.executemany(_INSERT, rows)
+                    conn.executemany(INSERT, rows)
                 except (ValueError, TypeError, OverflowError):
                     # A value SQLite cannot take (a lone surrogate, a huge int): keep the rest.
                     _rollback(conn)
-                    rows = self._insert_one_by_one(conn, rows)
+                    rows = insert_one_by_one(conn, rows)
                 if rows:
-                    conn.execute(_RAISE_META, ("last_id", max(row[0] for row in rows)))
+                    conn.execute(RAISE_META, ("last_id", max(row[0] for row in rows)))
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 _rollback(conn)
@@ -208,18 +170,6 @@ class SqliteHistory:
             self._last_id = max(self._last_id, max((row[0] for row in rows), default=0))
             self._rows += len(rows)
             self._commits += 1
-
-    def _insert_one_by_one(self, conn: sqlite3.Connection, rows: list[_Row]) -> list[_Row]:
-        conn.execute("BEGIN IMMEDIATE")
-        kept: list[_Row] = []
-        for row in rows:
-            try:
-                conn.execute(_INSERT, row)
-            except (ValueError, TypeError, OverflowError) as exc:
-                log.error("history: event %s not logged: %s", row[0], exc)
-            else:
-                kept.append(row)
-        return kept
 
     def prune(self, limit: int | None = None) -> int:
         """Enforce retention, oldest first, in short transactions; returns rows deleted.
@@ -247,19 +197,7 @@ class SqliteHistory:
                 return 0
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                oldest = conn.execute(
-                    "SELECT id, created FROM events ORDER BY id LIMIT ?", (batch,)
-                ).fetchall()
-                count, through = 0, 0
-                for event_id, created in oldest:
-                    if count >= excess and (cutoff is None or created >= cutoff):
-                        break
-                    count, through = count + 1, event_id
-                if count:
-                    deleted = conn.execute("DELETE FROM events WHERE id <= ?", (through,)).rowcount
-                    conn.execute(_RAISE_META, ("pruned_through", through))
-                else:
-                    deleted = 0
+                deleted = delete_oldest(conn, batch, excess, cutoff)
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 _rollback(conn)
@@ -345,7 +283,7 @@ class SqliteHistory:
                     raise sqlite3.ProgrammingError("the history store is closed")
                 yield self._writer
             return
-        conn = self._checkout()
+        conn = self._readers.checkout()
         ok = False
         try:
             conn.execute("BEGIN")
@@ -355,34 +293,14 @@ class SqliteHistory:
         finally:
             if not ok:
                 _rollback(conn)
-            self._checkin(conn, ok)
-
-    def _checkout(self) -> sqlite3.Connection:
-        with self._pool_lock:
-            if self._closed:
-                raise sqlite3.ProgrammingError("the history store is closed")
-            if self._pool:
-                return self._pool.pop()
-        conn = self._connect()
-        conn.execute("PRAGMA query_only = 1")
-        return conn
-
-    def _checkin(self, conn: sqlite3.Connection, ok: bool) -> None:
-        with self._pool_lock:
-            if ok and not self._closed and len(self._pool) < READ_POOL_IDLE:
-                self._pool.append(conn)
-                return
-        conn.close()
+            self._readers.checkin(conn, ok)
 
     # ----- lifecycle --------------------------------------------------------------
 
     def close(self) -> None:
         """Release the file; later calls act as a disabled log. Safe to call twice."""
-        with self._pool_lock:
-            self._closed = True
-            pool, self._pool = self._pool, []
-        for conn in pool:
-            conn.close()
+        self._closed = True
+        self._readers.close()
         with self._lock:
             writer, self._writer = self._writer, None
         if writer is not None:
@@ -399,31 +317,11 @@ class SqliteHistory:
     def _open(self) -> sqlite3.Connection:
         conn = self._connect()
         try:
-            if not self._memory:
-                (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-                if str(mode).lower() != "wal":
-                    log.warning("history: %s stays in journal mode %s, not WAL", self.path, mode)
-            conn.execute("PRAGMA synchronous = NORMAL")
-            (version,) = conn.execute("PRAGMA user_version").fetchone()
-            if version > SCHEMA_VERSION:
-                raise sqlite3.DatabaseError(
-                    f"{self.path} has schema version {version}; this webchat knows {SCHEMA_VERSION}"
-                )
-            if version == 1:
-                conn.executescript(_MIGRATE_FROM_1)
-            # Also proves the file is writable now, not at the first message.
-            conn.executescript(_SCHEMA)
-            conn.execute(_INDEX)
-            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-            (top, rows) = conn.execute(
-                "SELECT coalesce(max(id), 0), count(*) FROM events"
-            ).fetchone()
+            self._last_id, self._rows = open_log(conn, self.path, self._memory)
         except BaseException:
             _rollback(conn)
             conn.close()
             raise
-        self._last_id = max(int(meta.get("last_id", 0)), int(top))
-        self._rows = int(rows)
         return conn
 
     def _fail(self, exc: BaseException, doing: str) -> None:
