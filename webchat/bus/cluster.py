@@ -44,6 +44,9 @@ class Keys:
     def heartbeat(self, number: int) -> str:
         return f"{self.prefix}node:{number}"
 
+    def tombstone(self, number: int) -> str:
+        return f"{self.prefix}buried:{number}"
+
 
 def event_json(event: Event) -> str:
     return json.dumps(
@@ -122,8 +125,9 @@ class RedisClaims:
             log.warning("cluster: the nick %r stays claimed (Redis: %s)", key, exc)
 
 
-# KEYS: nodes, users, nicks, counter, stream.  ARGV: dead node number, maxlen, ts.
-# Once only (the SREM decides who does it): a leave for each user of the dead node.
+# KEYS: nodes, users, nicks, counter, stream, tombstone.  ARGV: dead node number, maxlen,
+# ts. Once only (the SREM decides who does it): a leave for each user of the dead node,
+# and a tombstone that tells the node, should it come back, that it was buried.
 BURY = """
 if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 local count = 0
@@ -147,6 +151,7 @@ for _, raw in ipairs(redis.call('HVALS', KEYS[2])) do
     count = count + 1
   end
 end
+redis.call('SET', KEYS[6], '1', 'EX', 3600)
 return count
 """
 
@@ -161,12 +166,14 @@ class Heartbeat:
         number: int,
         maxlen: int,
         on_buried: Callable[[], None],
+        on_forgotten: Callable[[], None],
     ) -> None:
         self.client = client
         self.keys = keys
         self.number = number
         self.maxlen = maxlen
         self._on_buried = on_buried
+        self._on_forgotten = on_forgotten
         self._bury = client.register_script(BURY)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cluster-heartbeat", daemon=True)
@@ -179,20 +186,24 @@ class Heartbeat:
         self._stop.set()
         self._thread.join(5)
 
-    def _beat(self) -> bool:
-        """Refresh the key; True if this node had been buried by another meanwhile."""
+    def _beat(self) -> tuple[bool, bool]:
+        """Refresh the key: whether the cluster had lost this node, and whether it buried it."""
         pipe = self.client.pipeline(transaction=True)
         pipe.set(self.keys.heartbeat(self.number), "1", ex=HEARTBEAT_TTL)
         pipe.sadd(self.keys.nodes, self.number)
-        _, added = pipe.execute()
-        return bool(added)
+        pipe.getdel(self.keys.tombstone(self.number))
+        _, added, buried = pipe.execute()
+        return bool(added), buried is not None
 
     def _run(self) -> None:
         first = True
         while not self._stop.wait(HEARTBEAT_EVERY):
             try:
-                if self._beat() and not first:
-                    self._on_buried()
+                lost, buried = self._beat()
+                if buried:
+                    self._on_buried()  # the others said our users left: end them here too
+                elif lost and not first:
+                    self._on_forgotten()  # Redis came back empty: tell it who is here again
                 first = False
                 self._bury_the_dead()
             except redis.RedisError as exc:
@@ -204,9 +215,8 @@ class Heartbeat:
             if number == self.number or self.client.exists(self.keys.heartbeat(number)):
                 continue
             keys = [self.keys.nodes, self.keys.users, self.keys.nicks, self.keys.counter]
-            count = self._bury(
-                keys=[*keys, self.keys.stream], args=[number, self.maxlen, utc_now()]
-            )
+            keys += [self.keys.stream, self.keys.tombstone(number)]
+            count = self._bury(keys=keys, args=[number, self.maxlen, utc_now()])
             if count:
                 log.warning("cluster: node %d stopped answering; %d users left", number, count)
 

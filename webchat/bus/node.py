@@ -6,6 +6,7 @@ Imported only when ``--redis-url`` is set, so the embedded chat never needs the
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -65,9 +66,34 @@ class ClusterNode:
         """Mirror who is on the other nodes, then keep this node's heartbeat going."""
         hub.people.mirror_all(self._users)
         self.heartbeat = Heartbeat(
-            self._client, self.keys, self.number, self._maxlen, hub.people.lost_contact
+            self._client,
+            self.keys,
+            self.number,
+            self._maxlen,
+            hub.people.lost_contact,
+            lambda: self._register_again(hub),
         )
         self.heartbeat.start()
+
+    def _register_again(self, hub: Hub) -> None:
+        """Redis came back without its data: claim this node's nicks and users again.
+
+        Whoever lost their nick to someone else meanwhile is told so and disconnected.
+        """
+        with hub.lock:
+            sessions = list(hub.roster.sessions.values())
+            states = [s.state() for s in sessions]
+        pipe = self._client.pipeline(transaction=False)
+        for session, state in zip(sessions, states, strict=True):
+            pipe.hsetnx(self.keys.nicks, session.key, session.id)
+            pipe.hset(self.keys.users, str(session.id), json.dumps(state))
+        answers = pipe.execute()
+        for session, claimed in zip(sessions, answers[::2], strict=True):
+            holder = self._client.hget(self.keys.nicks, session.key)
+            if not claimed and holder != str(session.id).encode():
+                reason = "your nick was taken while the chat cluster was down"
+                hub.close_session(session, reason, 1011)
+        log.warning("cluster: Redis had lost this node; %d users registered again", len(sessions))
 
     def stop(self) -> None:
         if self.heartbeat is not None:
