@@ -100,6 +100,7 @@ class Membership:
             index: room_history(hub.history, hub.limits, item.enters, room, event_id - 1)
             for index, item in enumerate(items)
             if item.enters
+            and not item.remote  # the enterer is on another node, which shows them the past
             and (room := item.event.room) is not None
             and (event_id := item.event.id) is not None
         }
