@@ -550,7 +550,7 @@ CASES: list[Case] = [
         typist=[error("no one has messaged you", "/msg NICK TEXT")],
     ),
     # /who and its alias
-    # What /history prints is tested in test_history.py: this table's sync markers are
+    # What /history prints is tested in core/test_replay.py: this table's sync markers are
     # public messages, so they would be the history.
     case(
         "history-bad-count",

@@ -3,8 +3,8 @@ the TCP prefixes, the WebSocket fields, and /rooms, /topic, /names, /who.
 
 Every point of DESIGN.md "Wire contract, wave 2 / Rooms" that a person can see is
 checked here for a terminal user and for a browser user (the ``via`` parameter).
-History, resume and ids are in test_rooms_history.py; the limits in
-test_rooms_limits.py.
+History, resume and ids are in test_history.py; the limits in
+test_limits.py.
 """
 
 from __future__ import annotations
@@ -14,14 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.support.chat import RunningChat
-from tests.support.clients import assert_no_tracebacks
-from tests.support.rooms import VIAS, Person, other, token
-
-
-@pytest.fixture(autouse=True)
-def no_tracebacks(caplog, capfd):
-    yield
-    assert_no_tracebacks(caplog.records, capfd.readouterr().err)
+from tests.support.rooms import Person, other, token
 
 
 @pytest.fixture
@@ -42,11 +35,6 @@ def person(rchat: RunningChat) -> Iterator[Callable[..., Person]]:
     yield make
     for p in made:
         p.close()
-
-
-@pytest.fixture(params=VIAS)
-def via(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def settle(*people: Person, room: str = "#lobby") -> None:

@@ -7,43 +7,15 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
 from typing import Any
 
-import pytest
-
 from tests.support.chat import RunningChat
-from tests.support.clients import WsClient, assert_no_tracebacks, wait_until
-from tests.support.rooms import TIMEOUT, VIAS, Person, token
+from tests.support.clients import WsClient, wait_until
+from tests.support.rooms import TIMEOUT, Person, token
 
 SEQUENCED = frozenset(
     {"message", "me", "private", "join", "leave", "nick", "away", "back", "enter", "exit", "topic"}
 )
-
-
-@pytest.fixture(autouse=True)
-def no_tracebacks(caplog, capfd):
-    yield
-    assert_no_tracebacks(caplog.records, capfd.readouterr().err)
-
-
-@pytest.fixture(params=VIAS)
-def via(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def closing() -> Iterator[Callable[[Any], Any]]:
-    """Register clients to be closed after the test."""
-    made: list[Any] = []
-
-    def keep(client: Any) -> Any:
-        made.append(client)
-        return client
-
-    yield keep
-    for c in made:
-        c.close()
 
 
 def api(chat: RunningChat, query: dict[str, Any]) -> tuple[int, dict[str, Any]]:

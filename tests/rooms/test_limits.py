@@ -9,40 +9,13 @@ import re
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
 from typing import Any
 
-import pytest
-
 from tests.support.chat import RunningChat
-from tests.support.clients import WsClient, assert_no_tracebacks, wait_until
-from tests.support.rooms import TIMEOUT, VIAS, Person, other
+from tests.support.clients import WsClient, wait_until
+from tests.support.rooms import TIMEOUT, Person, other
 from webchat.cli import build_parser
 from webchat.settings import Settings
-
-
-@pytest.fixture(autouse=True)
-def no_tracebacks(caplog, capfd):
-    yield
-    assert_no_tracebacks(caplog.records, capfd.readouterr().err)
-
-
-@pytest.fixture(params=VIAS)
-def via(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def closing() -> Iterator[Callable[[Any], Any]]:
-    made: list[Any] = []
-
-    def keep(client: Any) -> Any:
-        made.append(client)
-        return client
-
-    yield keep
-    for c in made:
-        c.close()
 
 
 def rooms_now(chat: RunningChat) -> dict[str, int]:

@@ -1,0 +1,1 @@
+"""Rooms end to end, over both transports."""
