@@ -1,0 +1,1 @@
+"""Tests of webchat/web/ and the page it serves."""
