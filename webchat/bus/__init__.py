@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from webchat.core.events import Audience, Event
+from webchat.history.sqlite import StoredEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +57,11 @@ class Bus(Protocol):
 
     def stop(self) -> None:
         """Deliver everything submitted, then stop."""
+
+
+def stored(item: Outgoing) -> StoredEvent | None:
+    """How an item is logged: only sequenced events, and never a replayed one twice."""
+    if item.event.id is None or item.replayed:
+        return None
+    about_a_person = item.event.room is None and item.parties is None
+    return StoredEvent(item.event, item.parties, item.audience.rooms if about_a_person else None)

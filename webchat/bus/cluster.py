@@ -66,7 +66,13 @@ def event_json(event: Event) -> str:
 def event_from(raw: bytes, event_id: int | None = None) -> Event:
     data = json.loads(raw)
     return Event(
-        data["type"], data["nick"], data["text"], event_id, data["ts"], data["extra"], data["room"]
+        data["type"],
+        data.get("nick"),
+        data.get("text"),
+        event_id,
+        data.get("ts"),
+        data.get("extra") or None,
+        data.get("room") or None,
     )
 
 
@@ -141,7 +147,7 @@ for _, raw in ipairs(redis.call('HVALS', KEYS[2])) do
       if id <= top then id = top + 1; redis.call('SET', KEYS[4], id) end
     end
     local event = cjson.encode({type='leave', nick=user['nick'],
-      text='their server stopped answering', ts=ARGV[3], room=false, extra=false})
+      text='their server stopped answering', ts=ARGV[3], room=cjson.null, extra=cjson.null})
     local audience = cjson.encode({all=false, r=user['rooms'], s={user['id']},
       o=user['id'], echo=true})
     redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[2], id .. '-0', 'e', event,

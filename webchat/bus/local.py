@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from webchat.bus import Outgoing
+from webchat.bus import Outgoing, stored
 from webchat.core.events import SEQUENCED, utc_now
 from webchat.history import History, StoredEvent
 from webchat.history.sqlite import PRUNE_BUDGET
@@ -23,14 +23,6 @@ from webchat.history.sqlite import PRUNE_BUDGET
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-def stored(item: Outgoing) -> StoredEvent | None:
-    """How an item is logged: only sequenced events, and never a replayed one twice."""
-    if item.event.id is None or item.replayed:
-        return None
-    about_a_person = item.event.room is None and item.parties is None
-    return StoredEvent(item.event, item.parties, item.audience.rooms if about_a_person else None)
 
 
 class LocalBus:

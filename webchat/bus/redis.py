@@ -27,10 +27,10 @@ from typing import Any, cast
 
 import redis
 
-from webchat.bus import Outgoing
+from webchat.bus import Outgoing, stored
 from webchat.bus.cluster import Keys, audience_from, audience_json, event_from, event_json
 from webchat.core.events import SEQUENCED, utc_now
-from webchat.history import History, StoredEvent
+from webchat.history import History
 from webchat.text import ChatError
 
 log = logging.getLogger(__name__)
@@ -265,12 +265,7 @@ class RedisBus:
     def _store(self, items: list[Outgoing]) -> None:
         """Into this node's history, skipping what it already has (a catch-up overlaps)."""
         top = self.history.last_id()
-        rows = []
-        for item in items:
-            if (item.event.id or 0) > top:
-                about_a_person = item.event.room is None and item.parties is None
-                scope = item.audience.rooms if about_a_person else None
-                rows.append(StoredEvent(item.event, item.parties, scope))
+        rows = [row for item in items if (item.event.id or 0) > top and (row := stored(item))]
         self.history.append(rows)
 
     # ----- health -----------------------------------------------------------------
