@@ -98,6 +98,7 @@ def plan(
                 drain_s=opts.drain,
                 handshake_timeout_s=HANDSHAKE_TIMEOUT,
                 deadline_ns=deadline_ns,
+                rooms=opts.rooms,
             )
         )
     return cfgs
@@ -221,7 +222,10 @@ def run_once(opts: argparse.Namespace, target: str) -> dict[str, Any]:
     t_begin = time.monotonic()
     deadline = t_begin + opts.timeout
     server = Server.make(
-        target, opts.server_arg if target == "webchat" else [], keep_limits=opts.keep_limits
+        target,
+        opts.server_arg if target == "webchat" else [],
+        keep_limits=opts.keep_limits,
+        python=opts.server_python,
     )
     try:
         return measure(opts, target, server, deadline, log)
@@ -278,7 +282,7 @@ def measure(
         t_go = time.monotonic_ns() + 20_000_000
         marks["go"] = (sample(server.pid), own_cpu(), machine_cpu(), time.monotonic())
         crew.peak.add(marks["go"][0])
-        crew.send("go", (t_go, go_rate(opts, r["connect"]["ok"], connected)))
+        crew.send("go", (t_go, go_rate(opts, connected)))
         sent = crew.gather("sent")
         merged_sent: dict[int, int] = {}
         for payload in sent.values():
@@ -314,12 +318,27 @@ def measure(
     return r
 
 
-def go_rate(opts: argparse.Namespace, joined: int, connected: dict[int, Any]) -> float:
-    """Messages/s per sender that offer --rate deliveries/s to the clients that joined."""
-    senders = sum(len(p.get("senders_ok", [])) for p in connected.values())
+def room_members(parts: dict[int, Any]) -> dict[str, int]:
+    """Clients that joined, per room (everyone in #lobby without --rooms)."""
+    members: dict[str, int] = {}
+    for p in parts.values():
+        for room, k in p.get("rooms_ok", {}).items():
+            members[room] = members.get(room, 0) + k
+    return members
+
+
+def go_rate(opts: argparse.Namespace, connected: dict[int, Any]) -> float:
+    """Messages/s per sender that offer --rate deliveries/s to the clients that joined.
+
+    Each message of sender s is delivered to the other members of its room, so one
+    round of one message from every sender is sum(members(room(s)) - 1) deliveries.
+    """
+    senders = [i for p in connected.values() for i in p.get("senders_ok", [])]
     if not opts.rate or not senders:
         return 0.0
-    return float(opts.rate / max(1, joined - 1) / senders)
+    members = room_members(connected)
+    per_round = sum(max(1, members.get(wire.room_of(i, opts.rooms), 0) - 1) for i in senders)
+    return float(opts.rate / per_round)
 
 
 def merge_connect(parts: dict[int, Any]) -> dict[str, Any]:
@@ -384,6 +403,7 @@ def build_report(
         "rate_deliveries_per_s": opts.rate or None,
         "procs": cfgs_count,
         "stall": opts.stall,
+        "rooms": opts.rooms,
     }
     r["server"] = server_report(server, marks, r)
     if not results:
@@ -393,12 +413,16 @@ def build_report(
     res = list(results.values())
     if "connect" not in r:
         r["connect"] = merge_connect({i: p["connect"] for i, p in results.items()})
-    joined = r.get("connect", {}).get("ok", 0)
+    members = room_members({i: p["connect"] for i, p in results.items()})
     sent: dict[int, int] = {}
     for p in res:
         sent.update(p["sent"])
     total_sent = sum(sent.values())
-    expected = sum(v * (joined - 1) for v in sent.values())
+    # Each message is owed once to every other member of its room (with --rooms 0,
+    # everyone is in #lobby: joined - 1).
+    expected = sum(
+        v * max(0, members.get(wire.room_of(i, opts.rooms), 0) - 1) for i, v in sent.items()
+    )
     delivered = sum(p["delivered"] for p in res)
     echoing = {i for i in sent if target == "seed" or (target == "webchat" and kinds[i] == "ws")}
     echo_expected = sum(sent[i] for i in echoing)
@@ -422,6 +446,8 @@ def build_report(
         "echoes_missing": max(0, echo_expected - echoes),
         "echo_duplicates": sum(p["echo_dups"] for p in res),
         "unexpected_echoes": sum(p["unexpected_echoes"] for p in res),
+        "wrong_room": sum(p.get("wrong_room", 0) for p in res),
+        "wrong_room_samples": [s for p in res for s in p.get("wrong_room_samples", [])][:5],
         "tcp_chunks_fast_path": sum(p["fast_chunks"] for p in res),
         "tcp_chunks_line_by_line": sum(p["slow_chunks"] for p in res),
     }
@@ -593,6 +619,7 @@ def describe(r: dict[str, Any]) -> str:
         f" {w.get('senders')} senders x {w.get('messages')} messages x {w.get('size')} B, {how},"
         f" {w.get('procs')} generator process(es)"
         + (f", {w.get('stall')} stalled" if w.get("stall") else "")
+        + (f", in {w.get('rooms')} rooms" if w.get("rooms") else "")
     )
 
 
@@ -635,6 +662,14 @@ def human(r: dict[str, Any]) -> str:
             )
         for s in d["corrupt_samples"][:3]:
             row("  e.g.", repr(s)[:110])
+        if r["workload"].get("rooms") or d.get("wrong_room"):
+            row(
+                "rooms",
+                f"{r['workload'].get('rooms') or 1} rooms; deliveries to a non-member or"
+                f" into the wrong room: {d.get('wrong_room', 0):,}",
+            )
+            for s in d.get("wrong_room_samples", [])[:3]:
+                row("  e.g.", repr(s)[:110])
     t = r.get("throughput")
     if t:
         row(
@@ -754,6 +789,7 @@ def compare_table(reports: list[dict[str, Any]]) -> str:
         ("duplicates", "deliveries.duplicates"),
         ("reordered", "deliveries.reordered"),
         ("corrupt lines", "deliveries.corrupt_lines"),
+        ("wrong room", "deliveries.wrong_room"),
         ("latency p50 ms", "latency_ms.p50"),
         ("latency p99 ms", "latency_ms.p99"),
         ("latency max ms", "latency_ms.max"),
@@ -804,6 +840,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="offered load in deliveries/s (messages/s x (N-1)); 0: as fast as possible",
     )
+    p.add_argument(
+        "--rooms",
+        type=int,
+        default=0,
+        help="spread clients over R rooms #bench-0..#bench-(R-1) (client i in room i %% R);"
+        " each sender posts into its room only; 0: everyone in #lobby",
+    )
     p.add_argument("--procs", type=int, default=1, help="generator worker processes (K)")
     p.add_argument("--stall", type=int, default=0, help="extra clients that join and never read")
     p.add_argument("--stall-rcvbuf", type=int, default=4096, help="SO_RCVBUF of stalled clients")
@@ -821,6 +864,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="extra webchat flag, as --server-arg=--outbox-max-events=8192 (repeatable)",
+    )
+    p.add_argument(
+        "--server-python",
+        metavar="PATH",
+        default="",
+        help="run webchat as PATH -m webchat (e.g. another checkout's .venv/bin/python);"
+        " default: the webchat command next to this Python",
     )
     p.add_argument(
         "--keep-limits",
@@ -849,6 +899,13 @@ def check(opts: argparse.Namespace, p: argparse.ArgumentParser) -> None:
     targets = TARGETS if opts.compare else (opts.target,)
     if opts.mix != "tcp" and any(t != "webchat" for t in targets):
         p.error("seed and miniircd speak TCP only: use --mix tcp with them (and with --compare)")
+    if opts.rooms:
+        if any(t != "webchat" for t in targets):
+            p.error("--rooms is for webchat only (seed and miniircd have no rooms here)")
+        if not 0 < opts.rooms <= min(opts.clients, 1000):
+            p.error("--rooms must be between 0 and --clients (and at most 1000)")
+        if opts.stall:
+            p.error("--stall with --rooms is not supported (stalled clients stay in #lobby)")
 
 
 def interrupted(signum: int, frame: Any) -> None:

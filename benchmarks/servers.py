@@ -34,11 +34,11 @@ UNLIMITED = {
 }
 
 
-def webchat_flags(exe: str) -> set[str]:
+def webchat_flags(command: list[str]) -> set[str]:
     """The flags this webchat build knows, from its --help (the code is a moving target)."""
     try:
         out = subprocess.run(
-            [exe, "--help"], capture_output=True, text=True, timeout=30, check=False
+            [*command, "--help"], capture_output=True, text=True, timeout=30, check=False
         ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return set()
@@ -136,7 +136,11 @@ class Server:
     workdir: Path | None = None
 
     @classmethod
-    def make(cls, target: str, extra_args: list[str], keep_limits: bool = False) -> Server:
+    def make(
+        cls, target: str, extra_args: list[str], keep_limits: bool = False, python: str = ""
+    ) -> Server:
+        """``python``: run webchat as ``python -m webchat`` (another checkout's virtualenv),
+        instead of the ``webchat`` command next to this interpreter."""
         bindir = Path(sys.executable).parent
         # A scratch working directory: whatever the server writes there goes away with it.
         workdir = Path(tempfile.mkdtemp(prefix=f"loadgen-{target}-"))
@@ -145,10 +149,14 @@ class Server:
         if target == "webchat":
             web_port = free_port()
             exe = bindir / "webchat"
-            argv = [str(exe) if exe.exists() else "webchat"]
+            if python:
+                argv = [python, "-m", "webchat"]
+            else:
+                argv = [str(exe) if exe.exists() else "webchat"]
+            command = list(argv)
             argv += ["--web-host", "127.0.0.1", "--web-port", str(web_port)]
             argv += ["--tcp-host", "127.0.0.1", "--tcp-port", str(tcp_port)]
-            known = webchat_flags(argv[0])
+            known = webchat_flags(command)
             given = {a.split("=", 1)[0] for a in extra_args}
             wanted = dict(UNLIMITED) if not keep_limits else {}
             # History on disk as by default, but in a scratch folder: no run sees another's.

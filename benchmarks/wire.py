@@ -39,6 +39,15 @@ def stall_nick_of(index: int) -> str:
     return f"s{index:05d}"
 
 
+LOBBY = "#lobby"
+
+
+def room_of(index: int, rooms: int) -> str:
+    """The room of client ``index`` with ``--rooms``: ``#bench-(index % rooms)``, or the
+    lobby (everyone's room) when ``rooms`` is 0."""
+    return f"#bench-{index % rooms}" if rooms else LOBBY
+
+
 def padding(size: int) -> bytes:
     """Letters only: no marker, no `~`, nothing a server would clean or escape."""
     if size < HEADER_LEN:
@@ -148,6 +157,21 @@ def message_regex(prefix: bytes, suffix: bytes, pad: bytes) -> re.Pattern[bytes]
 
 
 WEBCHAT_TCP_PREFIX = rb"c(\d{5}): "  # "c00012: ~00012..." then \r\n
+
+
+def webchat_room_tag(room: str) -> bytes:
+    """What starts a TCP line of a room event: nothing for the lobby, else "[#room] "."""
+    return b"" if room == LOBBY else b"[" + room.encode() + b"] "
+
+
+def any_room_message_regex(pad: bytes) -> re.Pattern[bytes]:
+    """A whole webchat TCP message line of any room (a line without its CR), the tag in
+    group 1: for telling a delivery into the wrong room from a corrupt line."""
+    return re.compile(
+        rb"(?:\[(#[a-z0-9_-]+)\] )?c(\d{5}): ~\2(\d{8})(\d{18})" + re.escape(pad) + rb"\r?"
+    )
+
+
 SEED_PREFIX = rb"c(\d{5}) send: "  # the sample relays f"{nick} send: {mail}"
 IRC_PREFIX = rb":c(\d{5})!\S+ PRIVMSG #bench :"
 

@@ -58,6 +58,7 @@ TCP_STATES = {
 SID = itemgetter(slice(0, 5))
 STAMP = itemgetter(slice(13, 31))
 TYPE, NICK, TEXT = itemgetter("type"), itemgetter("nick"), itemgetter("text")
+ROOM = itemgetter("room")
 WEBCHAT_PROMPT = b"Enter your nickname: "
 SEED_PROMPT = b"Enter your nickname: "
 
@@ -83,6 +84,7 @@ class WorkerConfig:
     drain_s: float
     handshake_timeout_s: float
     deadline_ns: int
+    rooms: int = 0  # --rooms: client i is in #bench-(i % rooms) too; 0: the lobby only
 
 
 @dataclass
@@ -100,6 +102,8 @@ class Stats:
     unattributed: int = 0
     echoes: int = 0
     echo_dups: int = 0
+    wrong_room: int = 0  # a message delivered to someone not in its room
+    wrong_room_samples: list[str] = field(default_factory=list)
     unexpected_echoes: int = 0
     other: int = 0
     markers: int = 0
@@ -113,6 +117,13 @@ class Stats:
         if len(self.corrupt_samples) < 5:
             text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
             self.corrupt_samples.append(text[:160])
+
+    def misplaced(self, what: str) -> None:
+        """A message arrived where it should not: at a non-member, or tagged with
+        another room. Never a delivery; always a server bug."""
+        self.wrong_room += 1
+        if len(self.wrong_room_samples) < 5:
+            self.wrong_room_samples.append(what[:200])
 
 
 def tcp_state(sock: socket.socket) -> int:
@@ -138,6 +149,7 @@ class Client:
         self.index = index
         self.nick = nick
         self.sid = nick[1:]
+        self.room = wire.room_of(index, w.cfg.rooms) if not stall else wire.LOBBY
         self.sender = sender
         self.stall = stall
         self.sock: socket.socket | None = None
@@ -322,7 +334,10 @@ class Client:
             return
         e = nxt.get(key)
         if e is None:
-            st.bad_line(f"message from unknown sender {key!r}")
+            if key in self.w.sender_keys:
+                st.misplaced(f"{self.nick} in {self.room} got message {seq} of sender {key!r}")
+            else:
+                st.bad_line(f"message from unknown sender {key!r}")
             return
         if seq == e:
             nxt[key] = e + 1
@@ -565,31 +580,49 @@ class WebchatTcpClient(LineClient):
     def template(nick: bytes) -> bytes:
         return nick + b": "
 
+    prompted = False
+    entering = False  # --rooms: welcomed, /join sent, waiting for our own "entered" line
+
     def on_connected(self) -> None:
         # Type the nick without waiting for the prompt, as a pasted line would; the prompt
         # is still checked below.
         self.send(self.nick.encode() + b"\n")
 
     def handshake(self, data: bytes, now: int) -> None:
-        """The prompt, then (history replay, if any) until our welcome or an error."""
+        """The prompt, then (history replay, if any) until our welcome or an error; with
+        --rooms, then ``/join #bench-k`` and on until our own ``[#bench-k] *** NICK entered``
+        (the room's history and its "You are now in" notice come before it)."""
         self.inbuf += data
         buf = self.inbuf
-        if len(buf) < len(WEBCHAT_PROMPT):
-            return
-        if not buf.startswith(WEBCHAT_PROMPT):
-            self.fail(f"no prompt: {buf[:60]!r}")
-            return
-        welcome = b"*** Welcome, " + self.nick.encode() + b"!"
-        pos = len(WEBCHAT_PROMPT)
+        if not self.prompted:
+            if len(buf) < len(WEBCHAT_PROMPT):
+                return
+            if not buf.startswith(WEBCHAT_PROMPT):
+                self.fail(f"no prompt: {buf[:60]!r}")
+                return
+            self.prompted = True
+            buf = buf[len(WEBCHAT_PROMPT) :]
+        nick = self.nick.encode()
+        welcome = b"*** Welcome, " + nick + b"!"
+        entered = wire.webchat_room_tag(self.room) + b"*** " + nick + b" entered"
+        pos = 0
         while True:
             end = buf.find(b"\r\n", pos)
             if end < 0:
+                self.inbuf = buf[pos:]
                 return
             line = buf[pos:end]
             pos = end + 2
-            if line.startswith(welcome):
-                break
-            if line.startswith(b"*** error"):
+            if self.entering:
+                if line == entered:
+                    break
+            elif line.startswith(welcome):
+                if self.room == wire.LOBBY:
+                    break
+                self.entering = True
+                self.send(b"/join " + self.room.encode() + b"\n")
+                continue
+            if strip_room_tag(line).startswith(b"*** error"):
                 self.fail(f"join refused: {line[:120].decode('utf-8', 'replace')}")
                 return
             self.w.stats.other += 1
@@ -602,11 +635,26 @@ class WebchatTcpClient(LineClient):
     def encode(self, payload: bytes) -> bytes:
         return payload + b"\n"
 
+    def send_marker(self) -> None:
+        # After /join the active room is the client's own: the marker goes to the lobby.
+        if self.room != wire.LOBBY:
+            self.send(b"/msg " + wire.LOBBY.encode() + b" " + wire.MARKER + b"\n")
+        else:
+            self.send(self.encode(wire.MARKER))
+
     def classify(self, line: bytes, now: int) -> None:
         st = self.w.stats
+        bare = strip_room_tag(line)
         if wire.MARKER in line:
             self.mark_synced()
-        elif line.startswith(b"*** disconnected: ") or line.startswith(b"*** bye"):
+            return
+        if self.w.any_room_re.fullmatch(line):
+            # A whole message, but not one for this client here: its room tag is not
+            # this client's room (else msg_re would have taken it).
+            st.misplaced(f"{self.nick} in {self.room} got {line[:60].decode('latin-1')}")
+            return
+        line = bare
+        if line.startswith(b"*** disconnected: ") or line.startswith(b"*** bye"):
             self.close_reason = line[4:].decode("utf-8", "replace")
             st.other += 1
         elif line.startswith(b"*** "):
@@ -762,7 +810,10 @@ class WsClient(Client):
                 self.fail("handshake: wrong Sec-WebSocket-Accept")
                 return
             self.upgraded = True
-            join = json.dumps({"type": "join", "nick": self.nick}).encode()
+            hello: dict[str, Any] = {"type": "join", "nick": self.nick}
+            if self.room != wire.LOBBY:
+                hello["rooms"] = [self.room]  # entered at once, before the welcome
+            join = json.dumps(hello).encode()
             self.send(wire.ws_frame(join))
         if not self.inbuf:
             return
@@ -849,6 +900,8 @@ class WsClient(Client):
         try:
             if list(map(TYPE, evs)).count("message") != n:
                 return False
+            if self.w.cfg.rooms and list(map(ROOM, evs)).count(self.room) != n:
+                return False  # the one-by-one path says which went astray
             nicks = "".join(map(NICK, evs))
             texts = list(map(TEXT, evs))
             text = "".join(texts)
@@ -878,13 +931,16 @@ class WsClient(Client):
             return
         evs = obj if isinstance(obj, list) else (obj,)
         size, pad = self.w.size, self.w.pad_s
+        rooms = self.w.cfg.rooms
         delivered = st.delivered
         for ev in evs:
             if not isinstance(ev, dict):
                 st.bad_line(repr(ev))
                 continue
             kind = ev.get("type")
-            if kind == "message":
+            if kind == "message" and rooms and ev.get("room") != self.room and text_is_payload(ev):
+                st.misplaced(f"{self.nick} in {self.room} got {json.dumps(ev)[:150]}")
+            elif kind == "message":
                 text, nick = ev.get("text"), ev.get("nick")
                 if (
                     type(text) is str
@@ -921,7 +977,30 @@ class WsClient(Client):
                 self.w.observe(self.got, now)
 
     def encode(self, payload: bytes) -> bytes:
+        if self.room != wire.LOBBY:
+            return wire.ws_frame(
+                b'{"type":"say","room":"' + self.room.encode() + b'","text":"' + payload + b'"}'
+            )
         return wire.ws_frame(b'{"type":"say","text":"' + payload + b'"}')
+
+    def send_marker(self) -> None:
+        # A say without a room goes to the active room, which stays #lobby.
+        self.send(wire.ws_frame(b'{"type":"say","text":"' + wire.MARKER + b'"}'))
+
+
+def strip_room_tag(line: bytes) -> bytes:
+    """A TCP line without its "[#room] " tag, if it has one."""
+    if line.startswith(b"[#"):
+        tag, sep, rest = line.partition(b"] ")
+        if sep and b" " not in tag:
+            return rest
+    return line
+
+
+def text_is_payload(ev: dict[str, Any]) -> bool:
+    """A message event whose text is a benchmark payload (not the marker, say)."""
+    text = ev.get("text")
+    return type(text) is str and text[:1] == "~"
 
 
 def event_types(pl: bytes) -> list[str]:
@@ -983,10 +1062,23 @@ class Worker:
             self.stall_clients.append(
                 cls(self, idx, wire.stall_nick_of(idx), sender=False, stall=True)
             )
+        self.any_room_re = wire.any_room_message_regex(self.pad)
+        # Every sender's key, both spellings: a message from one of them that a client
+        # does not expect (another room's) is a wrong-room delivery, not a corrupt line.
+        sids = [wire.nick_of(i)[1:] for i in cfg.all_senders]
+        self.sender_keys: set[Any] = set(sids) | {k.encode() for k in sids}
+        shapes: dict[str, tuple[Any, wire.LineShape]] = {}
         for c in self.clients + self.stall_clients:
             if isinstance(c, LineClient):
-                c.msg_re = msg_re
-                c.shape = wire.LineShape(c.template(b"c00000"), suffix, self.pad)
+                if c.room not in shapes:
+                    tag = wire.webchat_room_tag(c.room) if cfg.target == "webchat" else b""
+                    shapes[c.room] = (
+                        wire.message_regex(re.escape(tag) + prefix, suffix, self.pad)
+                        if tag
+                        else msg_re,
+                        wire.LineShape(tag + c.template(b"c00000"), suffix, self.pad),
+                    )
+                c.msg_re, c.shape = shapes[c.room]
         self.queue: list[Client] = list(reversed(self.clients))
         # One receiver's (messages so far, time) curve: when was the k-th message out?
         listeners = [c for c in self.clients if not c.sender] or self.clients
@@ -1034,8 +1126,14 @@ class Worker:
 
     def run(self) -> None:
         self.sel.register(self.pipe.fileno(), EVENT_READ, None)
-        keys = [wire.nick_of(i)[1:] for i in sorted(self.cfg.all_senders)]
+        rooms = self.cfg.rooms
         for c in self.clients:
+            # Only the senders of the client's own room (own included, for the echoes).
+            keys = [
+                wire.nick_of(i)[1:]
+                for i in sorted(self.cfg.all_senders)
+                if wire.room_of(i, rooms) == c.room
+            ]
             if c.keys_bytes:
                 c.init_expect([k.encode() for k in keys], c.sid.encode())
             else:
@@ -1224,7 +1322,12 @@ class Worker:
         self.all_sent_at = time.monotonic_ns()
         recv = [c for c in self.clients if c.t_joined]
         local = {c.index for c in recv}
-        self.expected = sum(n * (len(recv) - (1 if s in local else 0)) for s, n in sent.items())
+        members = Counter(c.room for c in recv)
+        rooms = self.cfg.rooms
+        self.expected = sum(
+            n * (members[wire.room_of(s, rooms)] - (1 if s in local else 0))
+            for s, n in sent.items()
+        )
         self.echo_expected = sum(sent.get(c.index, 0) for c in recv if c.sender and c.echoes_own)
 
     def complete(self, now: int) -> bool:
@@ -1280,6 +1383,7 @@ class Worker:
                         "errors": dict(self.errors),
                         "connect_ns": sorted(self.connect_times),
                         "senders_ok": [c.index for c in self.senders if c.state == JOINED],
+                        "rooms_ok": dict(Counter(c.room for c in group if c.state == JOINED)),
                     },
                 )
                 self.connect_times = []
@@ -1365,6 +1469,7 @@ class Worker:
                 "failed": sum(1 for c in group if c.state == FAILED),
                 "errors": dict(self.errors),
                 "connect_ns": sorted(self.connect_times),
+                "rooms_ok": dict(Counter(c.room for c in group if c.t_joined)),
             },
             "stopped": stopped,
             "expected": self.expected,
@@ -1378,6 +1483,8 @@ class Worker:
             "echoes": st.echoes,
             "echo_dups": st.echo_dups,
             "unexpected_echoes": st.unexpected_echoes,
+            "wrong_room": st.wrong_room,
+            "wrong_room_samples": st.wrong_room_samples,
             "other": st.other,
             "markers": st.markers,
             "fast_chunks": st.fast_chunks,

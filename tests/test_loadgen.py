@@ -159,3 +159,89 @@ def test_fast_and_exact_paths_agree(kind: str, bulk: bool, case: str) -> None:
         expected["unexpected"] = sum(s == OWN for ch in chunks for s, _ in ch)
         expected["echoes"] = expected["echo_dups"] = 0
     assert feed(kind, chunks) == expected
+
+
+# ----- rooms ----------------------------------------------------------------------------
+
+
+def test_small_run_in_rooms_delivers_to_members_only() -> None:
+    clients, rooms, senders, messages = 12, 3, 4, 20
+    argv = [sys.executable, "-m", "benchmarks.loadgen", "--json", "--quiet", "--timeout", "60"]
+    argv += ["--clients", str(clients), "--mix", "mixed", "--rooms", str(rooms)]
+    argv += ["--senders", str(senders), "--messages", str(messages)]
+    result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=90)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["phase"] == "done", report["notes"]
+    assert report["connect"] == {**report["connect"], "ok": clients, "failed": 0}
+    d = report["deliveries"]
+    sent = senders * messages
+    # Rooms of 4 (client i in #bench-(i % 3)): each message reaches the 3 other members.
+    assert d["messages_sent"] == sent
+    assert d["expected"] == d["delivered"] == sent * (clients // rooms - 1)
+    assert d["missing"] == d["duplicates"] == d["reordered"] == d["corrupt_lines"] == 0
+    assert d["wrong_room"] == 0
+    # Senders 1 and 3 are WebSocket: their own messages come back in their room.
+    assert d["echoes_expected"] == d["echoes"] == 2 * messages
+    assert d["unexpected_echoes"] == 0
+
+
+def room_client(kind: str) -> tuple[Worker, Any]:
+    """Client OWN (5) in #bench-1 of 2 rooms: it expects senders 1 and OWN only."""
+    cfg = WorkerConfig(
+        index=0,
+        target="webchat",
+        host="127.0.0.1",
+        tcp_port=1,
+        web_port=1,
+        clients=((OWN, kind),),
+        senders=frozenset(),
+        all_senders=frozenset({0, 1, FILLER, OWN}),
+        stalls=(),
+        messages=100,
+        size=64,
+        per_sender_rate=0,
+        connect_concurrency=1,
+        stall_rcvbuf=4096,
+        drain_s=1,
+        handshake_timeout_s=1,
+        deadline_ns=0,
+        rooms=2,
+    )
+    ours, _theirs = multiprocessing.Pipe()
+    w = Worker(cfg, ours)
+    c = w.clients[0]
+    assert c.room == "#bench-1"
+    keys = [wire.nick_of(i)[1:] for i in (1, OWN)]
+    if c.keys_bytes:
+        c.init_expect([k.encode() for k in keys], c.sid.encode())
+    else:
+        c.init_expect(keys, c.sid)
+    w.sending = True
+    return w, c
+
+
+@pytest.mark.parametrize("kind", ["tcp", "ws"])
+@pytest.mark.parametrize("bulk", [False, True], ids=["few", "bulk"])
+@pytest.mark.parametrize("astray", ["other room's sender", "own room's sender, other tag"])
+def test_a_delivery_into_the_wrong_room_is_counted(kind: str, bulk: bool, astray: str) -> None:
+    w, c = room_client(kind)
+    # (sender, sequence number, room the server said it was in)
+    good = [(1, q, "#bench-1") for q in range(8 if bulk else 2)]
+    bad = (0, 0, "#bench-0") if astray.startswith("other") else (1, len(good), "#lobby")
+    items = [*good, bad]
+    if kind == "tcp":
+        block = b"".join(
+            wire.webchat_room_tag(room) + wire.nick_of(s).encode() + b": " + payload(s, q) + b"\r\n"
+            for s, q, room in items
+        )
+        c.scan(block, NOW)
+    else:
+        events = [
+            {"type": "message", "id": i, "nick": wire.nick_of(s), "room": room}
+            | {"text": payload(s, q).decode()}
+            for i, (s, q, room) in enumerate(items)
+        ]
+        c.frames([(wire.OP_TEXT, True, json.dumps(events).encode())], NOW)
+    st = w.stats
+    assert (st.delivered, st.wrong_room, st.corrupt, st.dups) == (len(good), 1, 0, 0)
