@@ -182,10 +182,7 @@ class RedisBus:
                 while not self._queue and not self._local and not self._stopping.is_set():
                     self._cond.wait()
                 batch, self._queue = self._queue, []
-                local, self._local = self._local, []
-            if local:
-                with self._deliver_lock:
-                    self._deliver(local)
+            self._deliver_local()
             if batch:
                 self._batch += 1
                 self._append_until_done(batch, self._batch)
@@ -215,9 +212,26 @@ class RedisBus:
                 if self._stopping.is_set():
                     log.error("cluster: %d events not appended at stop: %s", len(batch), exc)
                     return
-                time.sleep(BACKOFF[min(tries, len(BACKOFF) - 1)])
+                self._pause(BACKOFF[min(tries, len(BACKOFF) - 1)])
                 tries += 1
                 args[2] = self._last_id  # the floor may have risen meanwhile
+
+    def _pause(self, seconds: float) -> None:
+        """Wait before the next try, handing over replies meanwhile: a refusal
+        (``unavailable``) must not wait for Redis."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and not self._stopping.is_set():
+            with self._cond:
+                if not self._local:
+                    self._cond.wait(left)
+            self._deliver_local()
+
+    def _deliver_local(self) -> None:
+        with self._cond:
+            local, self._local = self._local, []
+        if local:
+            with self._deliver_lock:
+                self._deliver(local)
 
     # ----- reading ----------------------------------------------------------------
 

@@ -182,8 +182,9 @@ class Hub:
         self.submit_locked(Outgoing(Event(""), Audience(), closes=session.id))
 
     def submit_locked(self, item: Outgoing) -> Outgoing:
+        item = self.bus.submit(item)  # may refuse (unavailable): then nothing was submitted
         self.fanout.submitted += 1
-        return self.bus.submit(item)
+        return item
 
     def _release(self, items: list[Outgoing]) -> None:
         """Called by the bus's thread with each committed batch, in order."""
