@@ -16,9 +16,13 @@ from webchat.core.events import Audience, Event
 from webchat.history.sqlite import StoredEvent
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outgoing:
-    """One item on its way to the ring: an event, who may see it, and how it is logged."""
+    """One item on its way to the ring: an event, who may see it, and how it is logged.
+
+    The bus stamps ``event`` in place when it sequences the item (one is made for
+    every message, so it is not copied); nothing else changes it.
+    """
 
     event: Event
     audience: Audience

@@ -8,7 +8,6 @@ it is in the log.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
@@ -45,9 +44,9 @@ class LocalBus:
         event = item.event
         if event.type in SEQUENCED and not item.replayed:
             self._last_id += 1
-            item = dataclasses.replace(item, event=event.stamped(self._last_id, utc_now()))
+            item.event = event.stamped(self._last_id, utc_now())
         elif not item.replayed:
-            item = dataclasses.replace(item, event=event.stamped(None, utc_now()))
+            item.event = event.stamped(None, utc_now())
         assert self._committer is not None, "submit() before start()"
         self._committer.submit(item)
         return item

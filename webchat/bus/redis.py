@@ -17,7 +17,6 @@ restarted empty). See docs/DESIGN-NOTES.md, "Several nodes".
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import threading
@@ -127,7 +126,7 @@ class RedisBus:
         if sequenced and self.error is not None and event.type != "leave":
             raise ChatError("unavailable", f"the chat cluster cannot be reached ({self.error})")
         if not item.replayed:
-            item = dataclasses.replace(item, event=event.stamped(None, utc_now()))
+            item.event = event.stamped(None, utc_now())
         with self._cond:
             (self._queue if sequenced else self._local).append(item)
             self._cond.notify()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import cast
 
 from webchat.core.events import Packet
 from webchat.core.fanout import Fanout
@@ -67,6 +68,14 @@ class Delivery:
         An int in the batch is a close marker: that session is owed what came before.
         """
         fanout = self.fanout
+        if not any(isinstance(p, int) for p in packets):  # no close marker: the usual batch
+            ring = cast(list[Packet], packets)
+            fanout.append_locked(ring)
+            for newest in reversed(ring):  # ids rise within a batch: the last one is the top
+                if newest.event.id is not None:
+                    self.released_id = max(self.released_id, newest.event.id)
+                    break
+            return list(self._writers.values())
         run: list[Packet] = []
         for packet in packets:
             if isinstance(packet, int):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,9 +62,12 @@ class Event:
         return Event(self.type, self.nick, self.text, event_id, ts, self.extra, self.room)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Audience:
     """Who may receive a packet: everyone, the members of rooms, or some sessions.
+
+    Never changed once made (not frozen only because a frozen dataclass is several
+    times slower to create, and one is made for every message).
 
     ``origin`` is the session that caused it. ``echo`` False means the origin's own
     copy is left out when its transport shows what its user typed (``nc`` does), so
@@ -76,6 +79,12 @@ class Audience:
     sessions: frozenset[int] = frozenset()
     origin: int = 0
     echo: bool = True
+    # The fan-out's fast path: the one room, when that is the whole audience.
+    only_room: str | None = field(default=None, init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.rooms) == 1 and not self.sessions and not self.everyone:
+            self.only_room = next(iter(self.rooms))
 
     @classmethod
     def all(cls) -> Audience:
@@ -145,9 +154,9 @@ def _render_body(event: Event) -> str:
     return f"*** {text}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Packet:
-    """An event encoded for both wires, with its audience.
+    """An event encoded for both wires, with its audience; never changed once made.
 
     ``enters`` and ``exits`` name the session (if any) whose delivery membership of
     ``event.room`` changes at this point of the order: a session starts receiving a
@@ -161,6 +170,12 @@ class Packet:
     audience: Audience
     enters: int = 0
     exits: int = 0
+    # True when enters or exits is set: the fan-out looks at them only then.
+    moves: bool = field(default=False, init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.enters or self.exits:
+            self.moves = True
 
     @property
     def size(self) -> int:

@@ -135,7 +135,11 @@ class Fanout:
         Called with the session's write lock, not the hub's: a slot is filled before
         the head moves past it, and no slot a live session still needs is reused.
         """
-        end, done = self._end(session)  # the head is read before the splices (see Splice)
+        # The head is read before the splices (see Splice). Inlined _end: this runs for
+        # every session after every batch.
+        end, done = self.head, False
+        if session.closing:
+            end, done = min(end, session.close_seq), end >= session.close_seq
         start = session.cursor
         if end - start > self.capacity:  # only a closing session is ever overtaken
             self.close(session, f"too slow: more than {self.capacity} events waiting")

@@ -189,12 +189,16 @@ class Hub:
     def _release(self, items: list[Outgoing]) -> None:
         """Called by the bus's thread with each committed batch, in order."""
         packets = [_packet(i) for i in items]  # encoded off the lock
-        replays = self.membership.replays(items)  # read off the lock, all of it committed
+        # Most items are plain talk: only a few need more than a place in the ring.
+        special = [i for i in items if i.remote or i.enters or i.closes or i.user or i.parties]
+        replays = self.membership.replays(items) if special else {}  # off the lock: committed
         with self.lock:
-            self.fanout.released += sum(not i.remote for i in items)
-            for item in items:
+            self.fanout.released += len(items) - sum(i.remote for i in special)
+            for item in special:
                 self.people.apply_locked(item)
-            self.membership.splice_locked(items, replays, _positions(packets, self.fanout.head))
+            if replays:
+                positions = _positions(packets, self.fanout.head)
+                self.membership.splice_locked(items, replays, positions)
             writers = self.delivery.append_locked(packets)
             if self.history.error is not None and not self._history_failure_told:
                 self._history_failure_told = True

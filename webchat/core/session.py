@@ -135,19 +135,25 @@ class Session:
 
     def select(self, packets: list[Packet]) -> list[Packet]:
         """The packets this user receives, in order; moves in and out of rooms on the way."""
-        # The fan-out's inner loop (every packet, for every session): kept flat.
+        # The fan-out's inner loop (every packet, for every session): kept flat, with
+        # the common cases (one room; nobody entering or leaving) tested first.
         me, receiving, shows_input = self.id, self.receiving, self.shows_own_input
         mine: list[Packet] = []
         for packet in packets:
-            if packet.enters == me and packet.event.room is not None:
-                receiving.add(packet.event.room)
             audience = packet.audience
-            if (
-                audience.everyone
-                or me in audience.sessions
-                or not audience.rooms.isdisjoint(receiving)
-            ) and not (audience.origin == me and shows_input and not audience.echo):
+            if packet.moves and packet.enters == me and packet.event.room is not None:
+                receiving.add(packet.event.room)
+            room = audience.only_room
+            if room is not None:
+                admitted = room in receiving
+            else:
+                admitted = (
+                    audience.everyone
+                    or me in audience.sessions
+                    or not audience.rooms.isdisjoint(receiving)
+                )
+            if admitted and (audience.echo or not shows_input or audience.origin != me):
                 mine.append(packet)
-            if packet.exits == me and packet.event.room is not None:
+            if packet.moves and packet.exits == me and packet.event.room is not None:
                 receiving.discard(packet.event.room)
         return mine
