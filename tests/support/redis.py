@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import redis
 
-from tests.support.clients import wait_until
+from tests.support.chat import RunningChat, start_chat
+from tests.support.clients import TcpClient, WsClient, wait_until
 
 
 def free_port() -> int:
@@ -70,6 +75,14 @@ class RedisServer:
         assert self.process is not None
         os.kill(self.process.pid, signal.SIGCONT)
 
+    def restart(self) -> RedisServer:
+        """Kill it if it runs, then start it again on the same port and folder."""
+        self.kill()
+        return self.start()
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=2)
+
     def stop(self) -> None:
         if self.process is not None:
             self.thaw()
@@ -79,3 +92,59 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.kill()
             self.process = None
+
+
+class Cluster:
+    """Nodes of one chat on one Redis, and the clients a test opened on them.
+
+    Every node is a real chat server in this process (web and TCP on port 0) with
+    ``rate_per_second=0``; :meth:`close` stops clients first, then the nodes.
+    """
+
+    def __init__(self, redis_url: str) -> None:
+        self.redis_url = redis_url
+        self.nodes: dict[str, RunningChat] = {}
+        self._stops: list[Callable[[], None]] = []
+        self._clients: list[TcpClient | WsClient] = []
+
+    def node(self, node_id: str, **overrides: Any) -> RunningChat:
+        settings: dict[str, Any] = {
+            "redis_url": self.redis_url,
+            "node_id": node_id,
+            "rate_per_second": 0,
+            **overrides,
+        }
+        chat, stop = start_chat(**settings)
+        self.nodes[node_id] = chat
+        self._stops.append(stop)
+        return chat
+
+    def tcp(self, chat: RunningChat, nick: str | None = None) -> TcpClient:
+        client = TcpClient(chat.tcp_port)
+        self._clients.append(client)
+        if nick is not None:
+            client.join(nick)
+        return client
+
+    def ws(self, chat: RunningChat, nick: str | None = None, **join: Any) -> WsClient:
+        client = WsClient(chat.url)
+        self._clients.append(client)
+        if nick is not None:
+            client.join(nick, **join)
+        return client
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
+        for stop in reversed(self._stops):
+            stop()
+
+
+def healthz(chat: RunningChat) -> dict[str, Any]:
+    with urllib.request.urlopen(chat.url + "/healthz", timeout=5) as reply:
+        return dict(json.load(reply))
+
+
+def api_history(chat: RunningChat, query: str = "") -> dict[str, Any]:
+    with urllib.request.urlopen(chat.url + "/api/history" + query, timeout=5) as reply:
+        return dict(json.load(reply))
