@@ -151,9 +151,12 @@ for _, raw in ipairs(redis.call('HVALS', KEYS[2])) do
     local audience = cjson.encode({all=false, r=user['rooms'], s={user['id']},
       o=user['id'], echo=true})
     redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[2], id .. '-0', 'e', event,
-      'a', audience, 'p', '', 'm', '0 0', 'u', '-' .. user['id'], 'n', 'cluster')
+      'a', audience, 'p', '', 'm', '0 0', 'u', '-' .. user['id'] .. ' ' .. user['key'],
+      'n', 'cluster')
     redis.call('HDEL', KEYS[2], user['id'])
-    redis.call('HDEL', KEYS[3], user['key'])
+    if tonumber(redis.call('HGET', KEYS[3], user['key'])) == user['id'] then
+      redis.call('HDEL', KEYS[3], user['key'])
+    end
     count = count + 1
   end
 end
@@ -202,15 +205,13 @@ class Heartbeat:
         return bool(added), buried is not None
 
     def _run(self) -> None:
-        first = True
         while not self._stop.wait(HEARTBEAT_EVERY):
             try:
                 lost, buried = self._beat()
                 if buried:
                     self._on_buried()  # the others said our users left: end them here too
-                elif lost and not first:
+                elif lost:
                     self._on_forgotten()  # Redis came back empty: tell it who is here again
-                first = False
                 self._bury_the_dead()
             except redis.RedisError as exc:
                 log.debug("cluster: heartbeat failed: %s", exc)

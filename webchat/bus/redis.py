@@ -41,9 +41,11 @@ READ_BLOCK_MS = 1000
 # Seconds between two tries while Redis is unreachable (doubling up to the last).
 BACKOFF = (0.1, 0.2, 0.5, 1.0)
 
-# KEYS: counter, stream, batches, users.  ARGV: node, batch, floor, maxlen, count, then
-# five values per event: event JSON, audience JSON, parties, "enters exits", user state
-# ("" none, "-ID" gone). Returns the first id of the batch.
+# KEYS: counter, stream, batches, users, nicks.  ARGV: node, batch, floor, maxlen, count,
+# then five values per event: event JSON, audience JSON, parties, "enters exits", user
+# state ("" none, "-ID KEY" gone: the user, and their nick if they still hold it, are
+# let go of with the leave, so a leave during an outage frees the nick once it is
+# appended). Returns the first id of the batch.
 APPEND = """
 local node, batch = ARGV[1], ARGV[2]
 local done = redis.call('HGET', KEYS[3], node)
@@ -62,7 +64,9 @@ for i = 0, n - 1 do
     'u', ARGV[at + 4], 'n', node)
   local user = ARGV[at + 4]
   if string.sub(user, 1, 1) == '-' then
-    redis.call('HDEL', KEYS[4], string.sub(user, 2))
+    local id, key = string.match(user, '^%-(%d+) (.*)$')
+    redis.call('HDEL', KEYS[4], id)
+    if redis.call('HGET', KEYS[5], key) == id then redis.call('HDEL', KEYS[5], key) end
   elseif user ~= '' then
     redis.call('HSET', KEYS[4], cjson.decode(user)['id'], user)
   end
@@ -112,6 +116,7 @@ class RedisBus:
         self._deliver = deliver
         for name, target in (
             ("redis-committer", self._commit_loop),
+            ("redis-replies", self._reply_loop),
             ("redis-reader", self._read_loop),
         ):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -129,7 +134,7 @@ class RedisBus:
             item.event = event.stamped(None, utc_now())
         with self._cond:
             (self._queue if sequenced else self._local).append(item)
-            self._cond.notify()
+            self._cond.notify_all()  # the committer or the reply thread: both wait here
         return item
 
     def last_id(self) -> int:
@@ -138,7 +143,7 @@ class RedisBus:
     def stop(self) -> None:
         self._stopping.set()
         with self._cond:
-            self._cond.notify()
+            self._cond.notify_all()  # the committer or the reply thread: both wait here
         for thread in self._threads:
             thread.join(5)
 
@@ -178,14 +183,27 @@ class RedisBus:
     def _commit_loop(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._local and not self._stopping.is_set():
+                while not self._queue and not self._stopping.is_set():
                     self._cond.wait()
                 batch, self._queue = self._queue, []
-            self._deliver_local()
             if batch:
                 self._batch += 1
                 self._append_until_done(batch, self._batch)
-            if self._stopping.is_set() and not self._queue and not self._local:
+            elif self._stopping.is_set():
+                return
+
+    def _reply_loop(self) -> None:
+        """Hands over replies to one session on a thread of their own: a refusal
+        (``unavailable``) must never wait behind an append that waits for Redis."""
+        while True:
+            with self._cond:
+                while not self._local and not self._stopping.is_set():
+                    self._cond.wait()
+                local, self._local = self._local, []
+            if local:
+                with self._deliver_lock:
+                    self._deliver(local)
+            elif self._stopping.is_set():
                 return
 
     def _append_until_done(self, batch: list[Outgoing], number: int) -> None:
@@ -200,6 +218,7 @@ class RedisBus:
                 _user_field(item),
             ]
         keys = [self.keys.counter, self.keys.stream, self.keys.batches, self.keys.users]
+        keys.append(self.keys.nicks)
         tries = 0
         while True:
             try:
@@ -211,26 +230,9 @@ class RedisBus:
                 if self._stopping.is_set():
                     log.error("cluster: %d events not appended at stop: %s", len(batch), exc)
                     return
-                self._pause(BACKOFF[min(tries, len(BACKOFF) - 1)])
+                self._stopping.wait(BACKOFF[min(tries, len(BACKOFF) - 1)])
                 tries += 1
                 args[2] = self._last_id  # the floor may have risen meanwhile
-
-    def _pause(self, seconds: float) -> None:
-        """Wait before the next try, handing over replies meanwhile: a refusal
-        (``unavailable``) must not wait for Redis."""
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0 and not self._stopping.is_set():
-            with self._cond:
-                if not self._local:
-                    self._cond.wait(left)
-            self._deliver_local()
-
-    def _deliver_local(self) -> None:
-        with self._cond:
-            local, self._local = self._local, []
-        if local:
-            with self._deliver_lock:
-                self._deliver(local)
 
     # ----- reading ----------------------------------------------------------------
 
@@ -262,7 +264,7 @@ class RedisBus:
         user = fields[b"u"].decode()
         state: dict[str, Any] | None = None
         if user.startswith("-"):
-            state = {"id": int(user[1:]), "gone": True}
+            state = {"id": int(user[1:].split(" ", 1)[0]), "gone": True}
         elif user:
             state = json.loads(user)
         return Outgoing(
@@ -303,5 +305,5 @@ def _user_field(item: Outgoing) -> str:
     if item.user is None:
         return ""
     if item.event.type == "leave":
-        return f"-{item.user['id']}"
+        return f"-{item.user['id']} {item.user['key']}"
     return json.dumps(dict(item.user), ensure_ascii=False, separators=(",", ":"))

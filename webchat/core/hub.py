@@ -226,6 +226,9 @@ class Hub:
             sessions = list(self.roster.sessions.values())
             for s in sessions:
                 self.fanout.close_locked(s, reason, 1001)
+        for s in sessions:  # announced now, not when each connection's thread gets to it
+            self.people.leave(s, reason)
+        with self.lock:
             writers = self.delivery.writers_locked()
         for writer in writers:
             writer.wait_closed(self.limits.close_grace)
