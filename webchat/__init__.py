@@ -24,6 +24,7 @@ from webchat.bus.local import LocalBus
 from webchat.core.hub import Hub
 from webchat.core.limits import HubLimits
 from webchat.history import SqliteHistory
+from webchat.memory import limit_malloc_arenas
 from webchat.policy.limits import AddressLimiter
 from webchat.settings import Settings
 from webchat.transports.tcp import ChatTCPServer
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     """Build the app; `settings` defaults to the ``WEBCHAT_*`` environment."""
     if settings is None:
         settings = Settings.from_env(**overrides)
+    limit_malloc_arenas()  # before the connection threads start allocating
     app = Flask(
         __name__,
         template_folder=asset_folder("templates"),
