@@ -6,7 +6,8 @@ takes the ids from one counter and ``XADD``s the events with the stream id
 ``XREAD``s the stream from its last id, writes each batch to the node's SQLite
 history, and only then hands it to the hub: nothing is delivered before it is in
 the stream, on the node that sent it too. Replies to one session never leave the
-node; the committer delivers them, under the same lock as the reader.
+node; a thread of their own hands them over (under the same lock as the reader), so
+a refusal never waits behind an append that waits for Redis.
 
 While Redis cannot be reached, new events are refused at once (``unavailable``);
 a batch already accepted is retried with the same batch number, which the script
