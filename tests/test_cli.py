@@ -82,3 +82,11 @@ def test_no_tcp_flag_leaves_the_port_closed() -> None:
         assert "Terminal:" not in server.output()
     finally:
         assert server.stop() == 0
+
+
+def test_an_abbreviated_flag_is_an_error_not_another_flag(capsys) -> None:
+    """--max-connections must not silently become --max-connections-per-ip."""
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(["--max-connections", "50"])
+    assert stopped.value.code == 2
+    assert "unrecognized arguments: --max-connections" in capsys.readouterr().err

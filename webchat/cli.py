@@ -78,6 +78,9 @@ def value_parser(name: str, type_name: object) -> Callable[[str], Any]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="webchat",
+        # A mistyped or shortened flag is an error: --max-connections must never quietly
+        # mean --max-connections-per-ip.
+        allow_abbrev=False,
         description="Run the chat: a web page and a TCP port (for nc) in one conversation.",
         epilog=f"Every option is also an environment variable, e.g. {ENV_PREFIX}TCP_PORT=9000.",
     )

@@ -74,6 +74,7 @@ def port_number(raw: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,  # a shortened flag is an error, not a guess
         prog=PROG,
         description="Talk in a webchat conversation from a terminal, over its TCP port.",
         epilog=EPILOG,
