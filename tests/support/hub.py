@@ -89,11 +89,10 @@ def flush(hub: Hub, timeout: float = 10.0) -> bool:
     """Wait until everything published so far is in the ring."""
     with hub.lock:
         target = hub.fanout.submitted
-    deadline = time.monotonic() + timeout
-    while hub.fanout.released < target:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.001)
+    try:
+        wait_until(lambda: hub.fanout.released >= target, timeout, "the ring to have it all")
+    except TimeoutError:
+        return False
     return True
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -248,7 +247,7 @@ class RedisBus:
                 tries = 0
             except redis.RedisError as exc:
                 self._failed(exc)
-                time.sleep(BACKOFF[min(tries, len(BACKOFF) - 1)])
+                self._stopping.wait(BACKOFF[min(tries, len(BACKOFF) - 1)])
                 tries += 1
                 continue
             for _, entries in cast(list[tuple[bytes, Any]], answer or []):
