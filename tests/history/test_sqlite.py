@@ -557,3 +557,14 @@ def test_a_log_from_before_rooms_becomes_the_lobby_history(db: str):
     store.close()
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+
+
+def test_a_marked_gap_makes_a_resume_from_before_it_inexact(store: Store):
+    """A cluster node that finds events gone from the stream marks them: a client
+    resuming from before them gets a history_gap, not a quiet hole."""
+    store.append([public(1), public(2), public(3)])
+    store.mark_gap(10)
+    assert store.since(2, up_to=12, viewer_key=None) is None
+    store.append([public(11), public(12)])
+    assert ids(store.since(10, up_to=12, viewer_key=None)) == [11, 12]
+    assert ids(store.recent(10)) == [1, 2, 3, 11, 12]

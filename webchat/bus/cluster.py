@@ -131,9 +131,10 @@ class RedisClaims:
             log.warning("cluster: the nick %r stays claimed (Redis: %s)", key, exc)
 
 
-# KEYS: nodes, users, nicks, counter, stream, tombstone.  ARGV: dead node number, maxlen,
-# ts. Once only (the SREM decides who does it): a leave for each user of the dead node,
-# and a tombstone that tells the node, should it come back, that it was buried.
+# KEYS: nodes, users, nicks, counter, stream, tombstone.  ARGV: dead node number,
+# maxlen, ts, floor (the burying node's last id: ids never go backwards). Once only
+# (the SREM decides who does it): a leave for each user of the dead node, and a
+# tombstone that tells the node, should it come back, that it was buried.
 BURY = """
 if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 local count = 0
@@ -141,11 +142,10 @@ for _, raw in ipairs(redis.call('HVALS', KEYS[2])) do
   local user = cjson.decode(raw)
   if math.floor(user['id'] / 4294967296) == tonumber(ARGV[1]) then
     local id = tonumber(redis.call('INCR', KEYS[4]))
+    local top = tonumber(ARGV[4])
     local last = redis.call('XREVRANGE', KEYS[5], '+', '-', 'COUNT', 1)
-    if last[1] then
-      local top = tonumber(string.match(last[1][1], '^(%d+)'))
-      if id <= top then id = top + 1; redis.call('SET', KEYS[4], id) end
-    end
+    if last[1] then top = math.max(top, tonumber(string.match(last[1][1], '^(%d+)'))) end
+    if id <= top then id = top + 1; redis.call('SET', KEYS[4], id) end
     local event = cjson.encode({type='leave', nick=user['nick'],
       text='their server stopped answering', ts=ARGV[3], room=cjson.null, extra=cjson.null})
     local audience = cjson.encode({all=false, r=user['rooms'], s={user['id']},
@@ -176,6 +176,7 @@ class Heartbeat:
         maxlen: int,
         on_buried: Callable[[], None],
         on_forgotten: Callable[[], None],
+        floor: Callable[[], int],
     ) -> None:
         self.client = client
         self.keys = keys
@@ -183,6 +184,7 @@ class Heartbeat:
         self.maxlen = maxlen
         self._on_buried = on_buried
         self._on_forgotten = on_forgotten
+        self._floor = floor
         self._bury = client.register_script(BURY)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cluster-heartbeat", daemon=True)
@@ -223,7 +225,8 @@ class Heartbeat:
                 continue
             keys = [self.keys.nodes, self.keys.users, self.keys.nicks, self.keys.counter]
             keys += [self.keys.stream, self.keys.tombstone(number)]
-            count = self._bury(keys=keys, args=[number, self.maxlen, utc_now()])
+            args: list[int | str] = [number, self.maxlen, utc_now(), self._floor()]
+            count = self._bury(keys=keys, args=args)
             if count:
                 log.warning("cluster: node %d stopped answering; %d users left", number, count)
 

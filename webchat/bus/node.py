@@ -72,6 +72,7 @@ class ClusterNode:
             self._maxlen,
             hub.people.lost_contact,
             lambda: self._register_again(hub),
+            self.bus.last_id,
         )
         self.heartbeat.start()
 

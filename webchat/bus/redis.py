@@ -168,11 +168,7 @@ class RedisBus:
             if not entries:
                 break
             items = [self._item(entry_id, fields) for entry_id, fields in _entries(entries)]
-            first = items[0].event.id or 0
-            if first > after + 1:
-                log.warning(
-                    "cluster: events %d to %d are no longer in the stream", after + 1, first - 1
-                )
+            self._note_gap(after, items[0].event.id or 0)
             self._store(items)
             after = items[-1].event.id or after
         self._last_id = max(self._last_id, top_id)
@@ -252,10 +248,20 @@ class RedisBus:
                 continue
             for _, entries in cast(list[tuple[bytes, Any]], answer or []):
                 items = [self._item(entry_id, fields) for entry_id, fields in _entries(entries)]
+                self._note_gap(self._last_id, items[0].event.id or 0)
                 self._store(items)
                 with self._deliver_lock:
                     self._deliver(items)
                 self._last_id = max(self._last_id, items[-1].event.id or 0)
+
+    def _note_gap(self, after: int, first: int) -> None:
+        """Ids are consecutive in the stream: a jump means events this node never got
+        (trimmed while it lagged, or lost when Redis restarted without them)."""
+        if first > after + 1:
+            log.warning(
+                "cluster: events %d to %d are not in the stream any more", after + 1, first - 1
+            )
+            self.history.mark_gap(first - 1)
 
     def _item(self, entry_id: bytes, fields: dict[bytes, bytes]) -> Outgoing:
         event = event_from(fields[b"e"], int(entry_id.split(b"-")[0]))

@@ -27,6 +27,9 @@ class History(Protocol):
     def append(self, events: Sequence[StoredEvent]) -> None:
         """Store a batch in one transaction."""
 
+    def mark_gap(self, through: int) -> None:
+        """Events up to ``through`` that the log lacks are gone: a resume from before is told."""
+
     def prune(self, limit: int | None = None) -> int:
         """Enforce retention; returns the rows deleted."""
 

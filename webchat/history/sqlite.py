@@ -135,6 +135,18 @@ class SqliteHistory:
 
     # ----- writing ----------------------------------------------------------------
 
+    def mark_gap(self, through: int) -> None:
+        """Events up to ``through`` that this log lacks are gone for good (a cluster's
+        stream no longer held them): a resume from before them is told so."""
+        with self._lock:
+            conn = self._writer
+            if conn is None or self._error is not None:
+                return
+            try:
+                conn.execute(RAISE_META, ("pruned_through", through))
+            except sqlite3.Error as exc:
+                self._fail(exc, "mark a gap in")
+
     def append(self, events: Sequence[StoredEvent]) -> None:
         """Write a whole batch in one transaction: one commit for many events (group commit)."""
         if not events:
