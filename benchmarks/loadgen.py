@@ -18,6 +18,7 @@ import datetime
 import json
 import multiprocessing as mp
 import os
+import shutil
 import signal
 import sys
 import time
@@ -27,16 +28,16 @@ from typing import Any
 
 from benchmarks import wire
 from benchmarks.servers import (
+    Fleet,
     ProcSample,
-    Server,
     machine_cpu,
     own_cpu,
     raise_nofile,
-    sample,
 )
 from benchmarks.worker import WorkerConfig, worker_main
 
 TARGETS = ("webchat", "seed", "miniircd")
+REDIS = "/usr/bin/redis-server"
 SAMPLE_EVERY = 0.05
 HANDSHAKE_TIMEOUT = 30.0
 # webchat's defaults for --outbox-max-events and --outbox-max-bytes, for the stall estimate
@@ -61,7 +62,7 @@ def transports(mix: str, n: int) -> list[str]:
 
 
 def plan(
-    opts: argparse.Namespace, target: str, server: Server, deadline: float
+    opts: argparse.Namespace, target: str, server: Fleet, deadline: float
 ) -> list[WorkerConfig]:
     """Split clients round-robin over the workers; senders are clients 0..S-1, so with
     ``--mix mixed`` half of them are TCP and half WebSocket."""
@@ -84,8 +85,8 @@ def plan(
                 index=w,
                 target=target,
                 host="127.0.0.1",
-                tcp_port=server.tcp_port,
-                web_port=server.web_port,
+                tcp_port=server.nodes[0].tcp_port,
+                web_port=server.nodes[0].web_port,
                 clients=mine,
                 senders=frozenset(i for i, _ in mine if i in senders),
                 all_senders=senders,
@@ -99,6 +100,7 @@ def plan(
                 handshake_timeout_s=HANDSHAKE_TIMEOUT,
                 deadline_ns=deadline_ns,
                 rooms=opts.rooms,
+                node_ports=server.ports,
             )
         )
     return cfgs
@@ -121,7 +123,7 @@ class Peak:
 class Crew:
     """The worker processes, their pipes, and a sampler that runs while we wait on them."""
 
-    server: Server
+    server: Fleet
     deadline: float
     log: Any
     procs: list[Any] = field(default_factory=list)
@@ -151,7 +153,7 @@ class Crew:
         now = time.monotonic()
         if now - self.last_sample >= SAMPLE_EVERY:
             self.last_sample = now
-            self.peak.add(sample(self.server.pid))
+            self.peak.add(self.server.sample())
         done = self.inbox.get("result", {})
         live = [p for i, p in enumerate(self.pipes) if i not in done]
         if not live:
@@ -172,7 +174,7 @@ class Crew:
                 progress[i] = payload
                 ok = sum(p["ok"] for p in progress.values())
                 bad = sum(p["failed"] for p in progress.values())
-                s = sample(self.server.pid)
+                s = self.server.sample()
                 self.log(
                     f"[{self.server.target}] ... {ok:,} joined, {bad:,} failed;"
                     f" server RSS {s.rss_kb / 1024:,.0f} MB, {s.threads:,} threads"
@@ -180,9 +182,7 @@ class Crew:
                 continue
             self.inbox.setdefault(kind, {})[i] = payload
         if not self.server.alive():
-            raise RunAborted(
-                f"the server exited (code {self.server.proc and self.server.proc.poll()})"
-            )
+            raise RunAborted(self.server.why_dead())
 
     def gather(
         self, kind: str, count: int | None = None, until: float | None = None
@@ -221,9 +221,10 @@ def run_once(opts: argparse.Namespace, target: str) -> dict[str, Any]:
     log = Logger(opts.quiet)
     t_begin = time.monotonic()
     deadline = t_begin + opts.timeout
-    server = Server.make(
+    server = Fleet.make(
         target,
         opts.server_arg if target == "webchat" else [],
+        nodes=opts.nodes,
         keep_limits=opts.keep_limits,
         python=opts.server_python,
     )
@@ -234,21 +235,24 @@ def run_once(opts: argparse.Namespace, target: str) -> dict[str, Any]:
 
 
 def measure(
-    opts: argparse.Namespace, target: str, server: Server, deadline: float, log: Logger
+    opts: argparse.Namespace, target: str, server: Fleet, deadline: float, log: Logger
 ) -> dict[str, Any]:
     """The phases of one run; the caller removes the server's scratch files afterwards."""
     r: dict[str, Any] = {"target": target, "phase": "start", "notes": []}
     crew = Crew(server, deadline, log)
     marks: dict[str, Any] = {}
     try:
-        log(f"[{target}] starting: {' '.join(server.argv)}")
-        server.start()
+        if server.redis is not None:
+            log(f"[{target}] starting redis-server on port {server.redis.port}")
+        for s in server.nodes:
+            log(f"[{target}] starting: {' '.join(s.argv)}")
+        server.start(deadline)
         server.wait_ready(min(deadline, time.monotonic() + 30))
-        marks["base"] = sample(server.pid)
+        marks["base"] = server.sample()
         cfgs = plan(opts, target, server, deadline)
         r["phase"] = "connect"
         marks["t_connect"] = time.monotonic()
-        marks["cpu_connect0"] = (sample(server.pid), own_cpu())
+        marks["cpu_connect0"] = (server.sample(), own_cpu())
         crew.start(cfgs)
         budget = opts.connect_timeout or 0.6 * opts.timeout
         try:
@@ -273,14 +277,15 @@ def measure(
         crew.send("barrier")
         crew.gather("synced")
         marks["t_synced"] = time.monotonic()
-        marks["cpu_connect1"] = (sample(server.pid), own_cpu())
+        marks["cpu_connect1"] = (server.sample(), own_cpu())
         r["connect_peak"] = {"rss_kb": crew.peak.rss_kb, "threads": crew.peak.threads}
-        marks["idle"] = sample(server.pid)
+        marks["idle"] = server.sample()
         log(f"[{target}] settled in {marks['t_synced'] - marks['t_connected']:.2f} s; sending")
         crew.peak = Peak()
         r["phase"] = "send"
+        marks["fleet_go"] = server.snapshot()
         t_go = time.monotonic_ns() + 20_000_000
-        marks["go"] = (sample(server.pid), own_cpu(), machine_cpu(), time.monotonic())
+        marks["go"] = (server.sample(), own_cpu(), machine_cpu(), time.monotonic())
         crew.peak.add(marks["go"][0])
         crew.send("go", (t_go, go_rate(opts, connected)))
         sent = crew.gather("sent")
@@ -301,7 +306,9 @@ def measure(
         if r["phase"] in ("connect", "barrier"):
             r["connect_peak"] = {"rss_kb": crew.peak.rss_kb, "threads": crew.peak.threads}
             crew.peak = Peak()
-        marks["end"] = (sample(server.pid), own_cpu(), machine_cpu(), time.monotonic())
+        marks["end"] = (server.sample(), own_cpu(), machine_cpu(), time.monotonic())
+        if "fleet_go" in marks:
+            marks["fleet_end"] = server.snapshot()
         if r["phase"] in ("send", "drain", "done"):
             crew.peak.add(marks["end"][0])
         if r["phase"] in ("send", "drain", "done"):
@@ -384,7 +391,7 @@ def build_report(
     r: dict[str, Any],
     opts: argparse.Namespace,
     target: str,
-    server: Server,
+    server: Fleet,
     marks: dict[str, Any],
     results: dict[int, Any],
     cfgs_count: int,
@@ -404,6 +411,7 @@ def build_report(
         "procs": cfgs_count,
         "stall": opts.stall,
         "rooms": opts.rooms,
+        "nodes": opts.nodes,
     }
     r["server"] = server_report(server, marks, r)
     if not results:
@@ -460,21 +468,15 @@ def build_report(
         "send_seconds": round(send_span, 3),
         "max_send_lag_ms": round(max(p["max_send_lag"] for p in res) / 1e6, 2),
     }
-    hist: dict[int, int] = {}
-    for p in res:
-        for k, v in p["hist"].items():
-            hist[k] = hist.get(k, 0) + v
-    items = sorted(hist.items())
-    count = sum(hist.values())
-    r["latency_ms"] = {
-        "count": count,
-        "p50": percentile(items, count, 0.50),
-        "p90": percentile(items, count, 0.90),
-        "p99": percentile(items, count, 0.99),
-        "p999": percentile(items, count, 0.999),
-        "max": round(max(p["lat_max"] for p in res) / 1e6, 3) if count else None,
-    }
-    r["cpu"] = cpu_report(marks, res)
+    # "hist" holds the deliveries from a sender on the receiver's own node (all of them
+    # with one node), "hist_cross" those from a sender on another node.
+    r["latency_ms"] = latency(res, ("hist", "lat_max"), ("hist_cross", "lat_max_cross"))
+    if opts.nodes > 1:
+        r["latency_same_node_ms"] = latency(res, ("hist", "lat_max"))
+        r["latency_cross_node_ms"] = latency(res, ("hist_cross", "lat_max_cross"))
+    r["cpu"] = cpu_report(marks, res, redis_cpu(marks))
+    if server.redis is not None:
+        r["cluster"] = cluster_report(server, marks, r)
     closed = [c for p in res for c in p["closed"]]
     reasons: dict[str, int] = {}
     for _nick, _t, why in closed:
@@ -487,7 +489,74 @@ def build_report(
         r["notes"].append(f"{len(stalled)} worker(s) were stopped before they were done")
 
 
-def server_report(server: Server, marks: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
+def latency(res: list[dict[str, Any]], *parts: tuple[str, str]) -> dict[str, Any]:
+    """Percentiles over the workers' histograms named in ``parts`` (histogram, max)."""
+    hist: dict[int, int] = {}
+    top = 0
+    for p in res:
+        for name, top_name in parts:
+            for k, v in p.get(name, {}).items():
+                hist[k] = hist.get(k, 0) + v
+            top = max(top, p.get(top_name, 0))
+    items = sorted(hist.items())
+    count = sum(hist.values())
+    return {
+        "count": count,
+        "p50": percentile(items, count, 0.50),
+        "p90": percentile(items, count, 0.90),
+        "p99": percentile(items, count, 0.99),
+        "p999": percentile(items, count, 0.999),
+        "max": round(top / 1e6, 3) if count else None,
+    }
+
+
+def cluster_report(server: Fleet, marks: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
+    """--nodes N: each node's CPU, Redis's CPU and commands, and the stream's rate, over
+    the send phase (the same window as the CPU line: go to the end of the drain)."""
+    assert server.redis is not None
+    out: dict[str, Any] = {
+        "redis_port": server.redis.port,
+        "redis_pid": server.redis.proc.pid if server.redis.proc else None,
+        "redis_version": server.redis.version,
+        "redis_stop_s": round(server.redis.stop_s, 2),
+    }
+    if "fleet_go" not in marks or "fleet_end" not in marks:
+        return out
+    (nodes0, redis0), (nodes1, redis1) = marks["fleet_go"], marks["fleet_end"]
+    wall = max(1e-9, marks["end"][3] - marks["go"][3])
+    out["nodes"] = [
+        {
+            "node": f"node{k}",
+            "cores": round((b.cpu_s - a.cpu_s) / wall, 2),
+            "rss_end_kb": b.rss_kb,
+            "threads_end": b.threads,
+        }
+        for k, (a, b) in enumerate(zip(nodes0, nodes1, strict=True))
+    ]
+    redis_s = redis1.proc.cpu_s - redis0.proc.cpu_s
+    out["redis_cpu_s"] = round(redis_s, 2)
+    out["redis_cores"] = round(redis_s / wall, 2)
+    out["redis_rss_end_kb"] = redis1.proc.rss_kb
+    if redis0.commands is not None and redis1.commands is not None:
+        out["redis_commands"] = redis1.commands - redis0.commands
+        out["redis_commands_per_s"] = round(out["redis_commands"] / wall)
+    calls = {k: v - redis0.calls.get(k, 0) for k, v in redis1.calls.items()}
+    # Commands a script runs (XADD, INCRBY, ...) are counted as well as the EVALSHA.
+    out["redis_calls"] = dict(
+        sorted(((k, v) for k, v in calls.items() if v), key=lambda kv: -kv[1])
+    )
+    if redis0.events is not None and redis1.events is not None:
+        out["stream_events_appended"] = redis1.events - redis0.events
+    t = r.get("throughput", {})
+    d = r.get("deliveries", {})
+    if t.get("seconds"):
+        # Every message went through the stream before any node delivered it, so the
+        # messages over first send to last delivery is a floor on the stream's rate.
+        out["stream_messages_per_s"] = round(d.get("messages_sent", 0) / t["seconds"])
+    return out
+
+
+def server_report(server: Fleet, marks: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
     base: ProcSample | None = marks.get("base")
     idle: ProcSample | None = marks.get("idle")
     n = r.get("connect", {}).get("ok", 0) + r.get("stall_connect", {}).get("ok", 0)
@@ -516,8 +585,19 @@ def server_report(server: Server, marks: dict[str, Any], r: dict[str, Any]) -> d
     return out
 
 
-def cpu_report(marks: dict[str, Any], res: list[dict[str, Any]]) -> dict[str, Any]:
-    """Generator CPU against server CPU over the send phase: who had the cores?"""
+def redis_cpu(marks: dict[str, Any]) -> float:
+    """Seconds of CPU our own redis-server used over the send phase (0 without one)."""
+    go, end = marks.get("fleet_go"), marks.get("fleet_end")
+    if not go or not end or go[1] is None or end[1] is None:
+        return 0.0
+    return float(end[1].proc.cpu_s - go[1].proc.cpu_s)
+
+
+def cpu_report(
+    marks: dict[str, Any], res: list[dict[str, Any]], redis_s: float = 0.0
+) -> dict[str, Any]:
+    """Generator CPU against server CPU over the send phase: who had the cores?
+    With --nodes N, "server" is all the nodes together and Redis is counted apart."""
     if "go" not in marks:
         return {}
     s0, own0, m0, t0 = marks["go"]
@@ -527,7 +607,7 @@ def cpu_report(marks: dict[str, Any], res: list[dict[str, Any]]) -> dict[str, An
     gen = sum(per_worker) + (own1 - own0)
     server = s1.cpu_s - s0.cpu_s
     busy = (m1[0] - m0[0]) / max(1e-9, m1[1] - m0[1])
-    return {
+    out = {
         "wall_s": round(wall, 2),
         "server_s": round(server, 2),
         "server_cores": round(server / wall, 2),
@@ -536,8 +616,13 @@ def cpu_report(marks: dict[str, Any], res: list[dict[str, Any]]) -> dict[str, An
         "generator_busiest_process": round(max(per_worker, default=0) / wall, 2),
         "machine_busy": round(busy, 2),
         # Whatever else ran meanwhile (other processes on the machine): noise to know of.
-        "other_cores": round(max(0.0, busy * (os.cpu_count() or 1) - (server + gen) / wall), 2),
+        "other_cores": round(
+            max(0.0, busy * (os.cpu_count() or 1) - (server + gen + redis_s) / wall), 2
+        ),
     }
+    if marks.get("fleet_go") and marks["fleet_go"][1] is not None:
+        out["redis_cores"] = round(redis_s / wall, 2)
+    return out
 
 
 def outbox_messages(opts: argparse.Namespace) -> int:
@@ -620,6 +705,7 @@ def describe(r: dict[str, Any]) -> str:
         f" {w.get('procs')} generator process(es)"
         + (f", {w.get('stall')} stalled" if w.get("stall") else "")
         + (f", in {w.get('rooms')} rooms" if w.get("rooms") else "")
+        + (f", on {w.get('nodes')} nodes through Redis" if (w.get("nodes") or 1) > 1 else "")
     )
 
 
@@ -682,12 +768,47 @@ def human(r: dict[str, Any]) -> str:
                 else ""
             ),
         )
-    lat = r.get("latency_ms")
-    if lat and lat["count"]:
+    for label, key in (
+        ("latency", "latency_ms"),
+        ("  same node", "latency_same_node_ms"),
+        ("  cross node", "latency_cross_node_ms"),
+    ):
+        lat = r.get(key)
+        if lat and lat["count"]:
+            row(
+                label,
+                f"p50 {_n(lat['p50'], ' ms')}  p90 {_n(lat['p90'], ' ms')}"
+                f"  p99 {_n(lat['p99'], ' ms')}  p99.9 {_n(lat['p999'], ' ms')}"
+                f"  max {_n(lat['max'], ' ms')}"
+                + (f"  ({lat['count']:,} deliveries)" if key != "latency_ms" else ""),
+            )
+    cl = r.get("cluster")
+    if cl and "nodes" in cl:
         row(
-            "latency",
-            f"p50 {_n(lat['p50'], ' ms')}  p90 {_n(lat['p90'], ' ms')}  p99 {_n(lat['p99'], ' ms')}"
-            f"  p99.9 {_n(lat['p999'], ' ms')}  max {_n(lat['max'], ' ms')}",
+            "stream",
+            f"{_n(cl.get('stream_messages_per_s'))} messages/s through the Redis stream"
+            f" (messages sent / first send to last delivery);"
+            f" {_n(cl.get('stream_events_appended'))} events appended while sending",
+        )
+        row(
+            "redis",
+            f"{cl['redis_cores']} cores ({cl['redis_cpu_s']} s CPU),"
+            f" {_n(cl.get('redis_commands_per_s'))} commands/s"
+            f" ({_n(cl.get('redis_commands'))} commands), RSS {_n(cl['redis_rss_end_kb'], ' KB')}"
+            f" at the end; redis-server {cl['redis_version']}, port {cl['redis_port']}",
+        )
+        top = list(cl.get("redis_calls", {}).items())[:6]
+        if top:
+            row(
+                "", "by command (scripts' own included): " + ", ".join(f"{k} {v:,}" for k, v in top)
+            )
+        row(
+            "nodes",
+            "; ".join(
+                f"{n['node']} {n['cores']} cores, RSS {_n(n['rss_end_kb'], ' KB')}"
+                for n in cl["nodes"]
+            )
+            + " (CPU over the send phase)",
         )
     s = r.get("server", {})
     if s.get("rss_base_kb") is not None:
@@ -707,7 +828,9 @@ def human(r: dict[str, Any]) -> str:
     if cpu:
         row(
             "CPU (sending)",
-            f"over {cpu['wall_s']} s: server {cpu['server_cores']} cores, generator"
+            f"over {cpu['wall_s']} s: server {cpu['server_cores']} cores"
+            + (f" + redis {cpu['redis_cores']}" if "redis_cores" in cpu else "")
+            + ", generator"
             f" {cpu['generator_cores']} cores (busiest process"
             f" {cpu['generator_busiest_process']:.0%} of a core);"
             f" machine {cpu['machine_busy']:.0%} busy of {r['machine']['cores']} cores"
@@ -847,6 +970,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="spread clients over R rooms #bench-0..#bench-(R-1) (client i in room i %% R);"
         " each sender posts into its room only; 0: everyone in #lobby",
     )
+    p.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="N webchat nodes sharing one chat through a redis-server started for the run"
+        " (--redis-url); clients alternate over the nodes; 1: one process, no Redis",
+    )
     p.add_argument("--procs", type=int, default=1, help="generator worker processes (K)")
     p.add_argument("--stall", type=int, default=0, help="extra clients that join and never read")
     p.add_argument("--stall-rcvbuf", type=int, default=4096, help="SO_RCVBUF of stalled clients")
@@ -897,6 +1027,12 @@ def check(opts: argparse.Namespace, p: argparse.ArgumentParser) -> None:
     if opts.messages < 1 or opts.messages > 99_999_999:
         p.error("--messages must be between 1 and 99999999")
     targets = TARGETS if opts.compare else (opts.target,)
+    if opts.nodes < 1 or opts.nodes > 16:
+        p.error("--nodes must be between 1 and 16")
+    if opts.nodes > 1 and any(t != "webchat" for t in targets):
+        p.error("--nodes is for webchat only (and not with --compare)")
+    if opts.nodes > 1 and not shutil.which("redis-server") and not os.path.exists(REDIS):
+        p.error(f"--nodes needs redis-server ({REDIS} or on PATH)")
     if opts.mix != "tcp" and any(t != "webchat" for t in targets):
         p.error("seed and miniircd speak TCP only: use --mix tcp with them (and with --compare)")
     if opts.rooms:

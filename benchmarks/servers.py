@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -258,3 +259,259 @@ class Server:
                 self.log_path.unlink()
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+# ----- --nodes N: a redis-server of our own and N webchat nodes on it ----------------------
+
+
+def resp(port: int, *args: str, timeout: float = 2.0) -> object:
+    """One command to the Redis on 127.0.0.1:``port`` over a plain socket (RESP2): no
+    client library, so the generator needs nothing beyond the standard library."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        parts = [b"*%d\r\n" % len(args)]
+        for arg in args:
+            data = arg.encode()
+            parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        sock.sendall(b"".join(parts))
+        with sock.makefile("rb") as f:
+            return _reply(f)
+
+
+def _reply(f: object) -> object:
+    readline = f.readline  # type: ignore[attr-defined]
+    line = readline()
+    if not line:
+        raise ConnectionError("redis closed the connection")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise RuntimeError(f"redis: {rest.decode()}")
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        return None if n < 0 else f.read(n + 2)[:-2].decode()  # type: ignore[attr-defined]
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_reply(f) for _ in range(n)]
+    raise RuntimeError(f"redis: unexpected reply {line[:60]!r}")
+
+
+@dataclass
+class RedisSample:
+    """What Redis has done so far: its process's CPU and RSS, its command count, and the
+    chat's event counter (every event appended to the stream took one id from it)."""
+
+    proc: ProcSample
+    commands: int | None
+    events: int | None
+    calls: dict[str, int] = field(default_factory=dict)  # per command, from INFO commandstats
+
+
+class RedisProcess:
+    """``redis-server`` on a free port (never 6379), a scratch ``--dir``, no snapshots."""
+
+    def __init__(self, executable: str = "") -> None:
+        self.executable = executable or shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.port = free_port()
+        while self.port == 6379:
+            self.port = free_port()
+        self.workdir = Path(tempfile.mkdtemp(prefix="loadgen-redis-"))
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.stop_s = 0.0
+        self.version = ""
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, deadline: float) -> None:
+        argv = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1"]
+        argv += ["--dir", str(self.workdir), "--save", "", "--appendonly", "no"]
+        argv += ["--logfile", str(self.workdir / "redis.log")]
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=self.workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_child_setup,
+            start_new_session=True,
+        )
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited at start:\n{self.log_tail()}")
+            with contextlib.suppress(OSError, RuntimeError):
+                if resp(self.port, "PING", timeout=0.5) == "PONG":
+                    info = self.info("server")
+                    self.version = info.get("redis_version", "")
+                    return
+            time.sleep(0.02)
+        raise TimeoutError(f"redis-server did not answer in time:\n{self.log_tail()}")
+
+    def info(self, section: str) -> dict[str, str]:
+        text = resp(self.port, "INFO", section)
+        assert isinstance(text, str)
+        pairs = (line.split(":", 1) for line in text.splitlines() if ":" in line)
+        return {k: v for k, v in pairs}
+
+    def sample(self, prefix: str = "webchat:") -> RedisSample:
+        commands = events = None
+        calls: dict[str, int] = {}
+        with contextlib.suppress(OSError, RuntimeError, ValueError, ConnectionError):
+            commands = int(self.info("stats")["total_commands_processed"])
+            counter = resp(self.port, "GET", prefix + "counter")
+            events = int(str(counter)) if counter is not None else 0
+            for name, stats in self.info("commandstats").items():
+                # cmdstat_xadd:calls=40000,usec=...: commands run by scripts count too
+                calls[name.removeprefix("cmdstat_")] = int(stats.split(",")[0].split("=")[1])
+        return RedisSample(sample(self.pid), commands, events, calls)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = (self.workdir / "redis.log").read_text("utf-8", "replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        t0 = time.monotonic()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.stop_s = time.monotonic() - t0
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@dataclass
+class Fleet:
+    """What the coordinator runs against: one server, or ``--nodes N`` webchat nodes on
+    a Redis of their own. Samples add up over the nodes (Redis apart)."""
+
+    nodes: list[Server]
+    redis: RedisProcess | None = None
+
+    @classmethod
+    def make(
+        cls,
+        target: str,
+        extra_args: list[str],
+        nodes: int = 1,
+        keep_limits: bool = False,
+        python: str = "",
+    ) -> Fleet:
+        if nodes <= 1:
+            return cls([Server.make(target, extra_args, keep_limits, python)])
+        redis = RedisProcess()
+        servers = []
+        for k in range(nodes):
+            cluster = ["--redis-url", redis.url, "--node-id", f"node{k}"]
+            servers.append(Server.make(target, cluster + extra_args, keep_limits, python))
+        return cls(servers, redis)
+
+    @property
+    def target(self) -> str:
+        return self.nodes[0].target
+
+    @property
+    def argv(self) -> list[str]:
+        return self.nodes[0].argv
+
+    @property
+    def ports(self) -> tuple[tuple[int, int], ...]:
+        """(tcp, web) of each node when there are several; empty for one server."""
+        if len(self.nodes) == 1:
+            return ()
+        return tuple((s.tcp_port, s.web_port) for s in self.nodes)
+
+    def start(self, deadline: float) -> None:
+        if self.redis is not None:
+            self.redis.start(min(deadline, time.monotonic() + 10))
+        for s in self.nodes:
+            s.start()
+
+    def wait_ready(self, deadline: float) -> None:
+        for s in self.nodes:
+            s.wait_ready(deadline)
+
+    def sample(self) -> ProcSample:
+        total = ProcSample()
+        for s in self.nodes:
+            one = sample(s.pid)
+            total.rss_kb += one.rss_kb
+            total.threads += one.threads
+            total.cpu_s += one.cpu_s
+        return total
+
+    def snapshot(self) -> tuple[list[ProcSample], RedisSample | None]:
+        """Each node's sample, and Redis's, for the per-node and Redis figures."""
+        nodes = [sample(s.pid) for s in self.nodes]
+        return nodes, (self.redis.sample() if self.redis is not None else None)
+
+    def alive(self) -> bool:
+        return all(s.alive() for s in self.nodes) and (self.redis is None or self.redis.alive())
+
+    def why_dead(self) -> str:
+        for k, s in enumerate(self.nodes):
+            if not s.alive():
+                code = s.proc.poll() if s.proc else None
+                name = f"node {k}" if len(self.nodes) > 1 else "the server"
+                return f"{name} exited (code {code})"
+        return "redis-server exited" if self.redis is not None else "the server exited"
+
+    def stop(self) -> None:
+        """SIGTERM to every node at once (each waits its own grace), then Redis."""
+        if len(self.nodes) == 1:
+            self.nodes[0].stop()
+        else:
+            threads = [threading.Thread(target=s.stop) for s in self.nodes]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        if self.redis is not None:
+            self.redis.stop()
+
+    @property
+    def stop_s(self) -> float:
+        return max(s.stop_s for s in self.nodes)
+
+    @property
+    def killed(self) -> bool:
+        return any(s.killed for s in self.nodes)
+
+    @property
+    def exit_code(self) -> int | None:
+        codes = [s.exit_code for s in self.nodes]
+        return next((c for c in codes if c), codes[0])
+
+    def log_grep(self, *needles: str, limit: int = 5) -> list[str]:
+        if len(self.nodes) == 1:
+            return self.nodes[0].log_grep(*needles, limit=limit)
+        found = []
+        for k, s in enumerate(self.nodes):
+            found += [f"node{k}: {line}" for line in s.log_grep(*needles, limit=limit)]
+        return found[: limit * len(self.nodes)]
+
+    def cleanup(self, keep_log: bool) -> None:
+        for s in self.nodes:
+            s.cleanup(keep_log)
+        if self.redis is not None:
+            self.redis.cleanup()

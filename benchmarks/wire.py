@@ -48,6 +48,13 @@ def room_of(index: int, rooms: int) -> str:
     return f"#bench-{index % rooms}" if rooms else LOBBY
 
 
+def node_of(index: int, nodes: int) -> int:
+    """The node client ``index`` connects to with ``--nodes N``: alternately, shifted by
+    one each round of N, so that with ``--mix mixed`` (even clients TCP, odd WebSocket)
+    every node gets both transports: with 2 nodes, clients 0..7 go to 0 1 1 0 0 1 1 0."""
+    return (index + index // nodes) % nodes if nodes > 1 else 0
+
+
 def padding(size: int) -> bytes:
     """Letters only: no marker, no `~`, nothing a server would clean or escape."""
     if size < HEADER_LEN:

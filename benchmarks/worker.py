@@ -85,15 +85,63 @@ class WorkerConfig:
     handshake_timeout_s: float
     deadline_ns: int
     rooms: int = 0  # --rooms: client i is in #bench-(i % rooms) too; 0: the lobby only
+    # --nodes N: (tcp port, web port) of each node; client i connects to node
+    # wire.node_of(i, N), stalled client k to node k % N. Empty: tcp_port and web_port.
+    node_ports: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass
+class Hist:
+    """Latency histogram: 10 µs buckets up to 1 s, then 1 ms buckets; the max exact."""
+
+    fine: list[int] = field(default_factory=lambda: [0] * FINE_N)
+    coarse: dict[int, int] = field(default_factory=dict)
+    lat_max: int = 0
+
+    def add(self, lat: int, count: int = 1) -> None:
+        b = lat // FINE_NS
+        if b < FINE_N:
+            self.fine[b if b > 0 else 0] += count
+        else:
+            k = lat // COARSE_NS
+            self.coarse[k] = self.coarse.get(k, 0) + count
+        if lat > self.lat_max:
+            self.lat_max = lat
+
+    def add_stamps(self, fields: list[Any], now: int) -> None:
+        """Every field's latency, binned once per distinct send time (``add``, inlined:
+        this runs for every chunk)."""
+        if not fields:
+            return
+        fine, coarse, top = self.fine, self.coarse, self.lat_max
+        for t, c in Counter(map(STAMP, fields)).items():
+            lat = now - int(t)
+            b = lat // FINE_NS
+            if b < FINE_N:
+                fine[b if b > 0 else 0] += c
+            else:
+                k = lat // COARSE_NS
+                coarse[k] = coarse.get(k, 0) + c
+            if lat > top:
+                top = lat
+        self.lat_max = top
+
+    def sparse(self) -> dict[int, int]:
+        """{bucket lower bound in ns: count}, the non-empty buckets only."""
+        out = {i * FINE_NS: n for i, n in enumerate(self.fine) if n}
+        for k, n in self.coarse.items():
+            out[k * COARSE_NS] = out.get(k * COARSE_NS, 0) + n
+        return out
 
 
 @dataclass
 class Stats:
     """Counters for one worker's receivers; merged by the coordinator."""
 
-    fine: list[int] = field(default_factory=lambda: [0] * FINE_N)
-    coarse: dict[int, int] = field(default_factory=dict)
-    lat_max: int = 0
+    # Latency of deliveries whose sender is on the receiver's node (all of them with one
+    # node), and of those from a sender on another node (--nodes N).
+    same: Hist = field(default_factory=Hist)
+    cross: Hist = field(default_factory=Hist)
     delivered: int = 0
     dups: int = 0
     reorders: int = 0
@@ -150,6 +198,10 @@ class Client:
         self.nick = nick
         self.sid = nick[1:]
         self.room = wire.room_of(index, w.cfg.rooms) if not stall else wire.LOBBY
+        nodes = len(w.cfg.node_ports)
+        self.node = (index % nodes if stall else wire.node_of(index, nodes)) if nodes else 0
+        # Senders on another node than this client's (their keys): cross-node latency.
+        self.remote: frozenset[Any] = frozenset()
         self.sender = sender
         self.stall = stall
         self.sock: socket.socket | None = None
@@ -189,7 +241,8 @@ class Client:
         self.w.sel.register(sock, EVENT_WRITE, self)
 
     def port(self) -> int:
-        return self.w.cfg.tcp_port
+        ports = self.w.cfg.node_ports
+        return ports[self.node][0] if ports else self.w.cfg.tcp_port
 
     def interest(self, events: int) -> None:
         if events == self.events or self.sock is None:
@@ -360,23 +413,17 @@ class Client:
                 return
         st.delivered += 1
         self.got += 1
-        lat = now - t_ns
-        b = lat // FINE_NS
-        if b < FINE_N:
-            st.fine[b if b > 0 else 0] += 1
-        else:
-            k = lat // COARSE_NS
-            st.coarse[k] = st.coarse.get(k, 0) + 1
-        if lat > st.lat_max:
-            st.lat_max = lat
+        (st.cross if key in self.remote else st.same).add(now - t_ns)
 
     own_key: Any = None
     keys_bytes = True  # line clients key senders by bytes, WebSocket clients by str
     lastf: dict[Any, Any]
 
-    def init_expect(self, keys: list[Any], own: Any) -> None:
-        """Every sender, own included (its echoes are tracked, though not as deliveries)."""
+    def init_expect(self, keys: list[Any], own: Any, remote: frozenset[Any] = frozenset()) -> None:
+        """Every sender, own included (its echoes are tracked, though not as deliveries);
+        ``remote``: the keys of senders on another node."""
         self.own_key = own
+        self.remote = remote
         self.nxt = dict.fromkeys(keys, 0)
         self.resync()
 
@@ -432,17 +479,11 @@ class Client:
             st.echoes += echoes
             fields = [f for f in fields if f[:5] != own]
         n = len(fields)
-        fine, coarse = st.fine, st.coarse
-        for t, c in Counter(map(STAMP, fields)).items():
-            lat = now - int(t)
-            b = lat // FINE_NS
-            if b < FINE_N:
-                fine[b if b > 0 else 0] += c
-            else:
-                k2 = lat // COARSE_NS
-                coarse[k2] = coarse.get(k2, 0) + c
-            if lat > st.lat_max:
-                st.lat_max = lat
+        remote = self.remote
+        if remote:
+            st.cross.add_stamps([f for f in fields if f[:5] in remote], now)
+            fields = [f for f in fields if f[:5] not in remote]
+        st.same.add_stamps(fields, now)
         if n:
             st.delivered += n
             self.got += n
@@ -787,7 +828,8 @@ class WsClient(Client):
         self.close_code = 0
 
     def port(self) -> int:
-        return self.w.cfg.web_port
+        ports = self.w.cfg.node_ports
+        return ports[self.node][1] if ports else self.w.cfg.web_port
 
     def on_connected(self) -> None:
         self.key = wire.ws_key()
@@ -1127,17 +1169,18 @@ class Worker:
     def run(self) -> None:
         self.sel.register(self.pipe.fileno(), EVENT_READ, None)
         rooms = self.cfg.rooms
+        nodes = len(self.cfg.node_ports)
         for c in self.clients:
             # Only the senders of the client's own room (own included, for the echoes).
-            keys = [
-                wire.nick_of(i)[1:]
-                for i in sorted(self.cfg.all_senders)
-                if wire.room_of(i, rooms) == c.room
-            ]
+            mine = [i for i in sorted(self.cfg.all_senders) if wire.room_of(i, rooms) == c.room]
+            keys = [wire.nick_of(i)[1:] for i in mine]
+            far = [wire.nick_of(i)[1:] for i in mine if wire.node_of(i, nodes) != c.node]
             if c.keys_bytes:
-                c.init_expect([k.encode() for k in keys], c.sid.encode())
+                c.init_expect(
+                    [k.encode() for k in keys], c.sid.encode(), frozenset(k.encode() for k in far)
+                )
             else:
-                c.init_expect(keys, c.sid)
+                c.init_expect(keys, c.sid, frozenset(far))
         self.tick(time.monotonic_ns())
         while not self.finished:
             now = time.monotonic_ns()
@@ -1459,9 +1502,6 @@ class Worker:
             if c.state == JOINED and c.close_reason:
                 # Told it would be cut off, but the close itself is still on its way.
                 self.closed.append((c.nick, time.monotonic_ns(), c.close_reason))
-        fine = {i * FINE_NS: n for i, n in enumerate(st.fine) if n}
-        for k, n in st.coarse.items():
-            fine[k * COARSE_NS] = fine.get(k * COARSE_NS, 0) + n
         group = self.clients
         result = {
             "connect": {
@@ -1494,8 +1534,10 @@ class Worker:
             "first_send": self.first_send,
             "last_send": self.last_send,
             "max_send_lag": self.max_send_lag,
-            "hist": fine,
-            "lat_max": st.lat_max,
+            "hist": st.same.sparse(),
+            "lat_max": st.same.lat_max,
+            "hist_cross": st.cross.sparse(),
+            "lat_max_cross": st.cross.lat_max,
             "leaves": self.leaves,
             "closed": self.closed,
             "stalls": stalls,

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from benchmarks import wire
+from benchmarks.servers import listening
 from benchmarks.worker import Worker, WorkerConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,6 +54,55 @@ def test_small_mixed_run_delivers_everything_exactly_once() -> None:
     assert report["latency_ms"]["count"] == sent * (clients - 1)
     assert report["server"]["rss_idle_kb"] > 0
     assert report["cut_off"]["clients"] == 0
+
+
+def test_two_nodes_through_redis_deliver_everything_exactly_once() -> None:
+    """--nodes 2: the run starts its own redis-server and two nodes, and stops them."""
+    clients, senders, messages = 8, 4, 20
+    argv = [sys.executable, "-m", "benchmarks.loadgen", "--json", "--quiet", "--timeout", "30"]
+    argv += ["--clients", str(clients), "--mix", "mixed", "--nodes", "2"]
+    argv += ["--senders", str(senders), "--messages", str(messages)]
+    result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["phase"] == "done", report["notes"]
+    assert report["connect"] == {**report["connect"], "ok": clients, "failed": 0}
+    d = report["deliveries"]
+    sent = senders * messages
+    assert d["messages_sent"] == sent
+    assert d["expected"] == d["delivered"] == sent * (clients - 1)
+    assert d["missing"] == d["duplicates"] == d["reordered"] == d["corrupt_lines"] == 0
+    assert d["echoes_expected"] == d["echoes"] == 2 * messages  # senders 1 and 3 are WS
+    # Clients alternate over the nodes (0 1 1 0 0 1 1 0): a delivery is same-node when
+    # the receiver is on its sender's node.
+    same = sum(
+        messages
+        for s in range(senders)
+        for r in range(clients)
+        if r != s and wire.node_of(r, 2) == wire.node_of(s, 2)
+    )
+    assert report["latency_same_node_ms"]["count"] == same
+    assert report["latency_cross_node_ms"]["count"] == sent * (clients - 1) - same
+    assert report["latency_ms"]["count"] == sent * (clients - 1)
+    cluster = report["cluster"]
+    assert [n["node"] for n in cluster["nodes"]] == ["node0", "node1"]
+    assert cluster["redis_commands"] > 0
+    assert cluster["stream_events_appended"] >= sent
+    assert report["server"]["log_problems"] == []
+    # Its redis-server is gone with it: nothing listens on its port any more.
+    assert not listening(cluster["redis_port"])
+    assert not Path(f"/proc/{cluster['redis_pid']}").exists()
+
+
+def test_node_of_alternates_and_mixes_transports() -> None:
+    assert [wire.node_of(i, 1) for i in range(4)] == [0, 0, 0, 0]
+    assert [wire.node_of(i, 2) for i in range(8)] == [0, 1, 1, 0, 0, 1, 1, 0]
+    for nodes in (2, 3, 4):
+        placed = [wire.node_of(i, nodes) for i in range(4 * nodes)]
+        for k in range(nodes):
+            mine = [i for i, n in enumerate(placed) if n == k]
+            assert len(mine) == 4  # evenly
+            assert {i % 2 for i in mine} == {0, 1}  # TCP and WebSocket (--mix mixed)
 
 
 # ----- the receive paths, without a server ------------------------------------------------
@@ -245,3 +295,33 @@ def test_a_delivery_into_the_wrong_room_is_counted(kind: str, bulk: bool, astray
         c.frames([(wire.OP_TEXT, True, json.dumps(events).encode())], NOW)
     st = w.stats
     assert (st.delivered, st.wrong_room, st.corrupt, st.dups) == (len(good), 1, 0, 0)
+
+
+@pytest.mark.parametrize("kind", ["tcp", "ws"])
+@pytest.mark.parametrize("bulk", [False, True], ids=["few", "bulk"])
+def test_cross_node_latency_is_told_apart(kind: str, bulk: bool) -> None:
+    """--nodes 2: client OWN (5) is on node 1, sender 0 on node 0, senders 1 and FILLER
+    on node 1; both receive paths put each delivery in the right histogram."""
+    w, c = make_client(kind)
+    assert [wire.node_of(i, 2) for i in (0, 1, FILLER, OWN)] == [0, 1, 1, 1]
+    far = wire.nick_of(0)[1:]
+    c.remote = frozenset({far.encode() if c.keys_bytes else far})
+    items = [(0, 0), (1, 0), (0, 1)]
+    if bulk:
+        items += [(FILLER, q) for q in range(8)]
+    if kind == "tcp":
+        c.scan(
+            b"".join(wire.nick_of(s).encode() + b": " + payload(s, q) + b"\r\n" for s, q in items),
+            NOW,
+        )
+    else:
+        events = [
+            {"type": "message", "id": i, "nick": wire.nick_of(s), "text": payload(s, q).decode()}
+            for i, (s, q) in enumerate(items)
+        ]
+        c.frames([(wire.OP_TEXT, True, json.dumps(events).encode())], NOW)
+    st = w.stats
+    assert st.delivered == len(items)
+    assert sum(st.cross.sparse().values()) == 2
+    assert sum(st.same.sparse().values()) == len(items) - 2
+    assert st.cross.lat_max == st.same.lat_max == 1000
