@@ -420,3 +420,26 @@ def test_a_node_started_later_catches_up_history_and_people(cluster):
     assert alice.expect("hi from c", TIMEOUT) == "carol: hi from c"
     alice.line("hi from a")
     assert carol.expect(text_is("hi from a"), TIMEOUT)["nick"] == "alice"
+
+
+def test_a_join_storm_on_one_node_is_not_refused(cluster):
+    """redis-py allows 100 connections per client by default: 400 people joining at
+    the same moment once got 'Too many connections' as 'unavailable'."""
+    a = cluster.node("a", max_connections_per_ip=0)
+    count = 400
+    clients = [cluster.ws(a) for _ in range(count)]
+    start = threading.Barrier(count)
+    answers: list[dict[str, Any]] = [{} for _ in range(count)]
+
+    def join(i: int) -> None:
+        start.wait()
+        answers[i] = ws_try_join(clients[i], f"storm{i}")
+
+    threads = [threading.Thread(target=join, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    refused = [a.get("text") for a in answers if a.get("type") != "welcome"]
+    assert not refused, refused[:3]
+    assert a.runtime.hub.people.count() == count

@@ -30,6 +30,9 @@ HEARTBEAT_EVERY = 2.0
 SESSION_BITS = 32
 # Seconds any command may take before Redis counts as unreachable.
 COMMAND_TIMEOUT = 1.0
+# Sockets to Redis per client: enough for bursts of nick claims, few enough for the
+# file limit (a thread that finds none free waits up to COMMAND_TIMEOUT for one).
+POOL_CONNECTIONS = 32
 
 
 @dataclass(frozen=True)
@@ -232,21 +235,27 @@ class Heartbeat:
 
 
 def connect(url: str, timeout: float = COMMAND_TIMEOUT) -> redis.Redis:
-    """A client that fails fast and never re-sends a command on its own.
+    """A client that fails fast, never re-sends a command on its own, and waits for a
+    free connection rather than failing when many threads need Redis at once.
 
     redis-py retries a command after a connection error by default, which could
     append a batch twice; webchat retries itself, with the batch number the append
     script recognises. A one-second command timeout lets a send be refused within
-    two seconds while Redis is down or frozen.
+    two seconds while Redis is down or frozen. The pool is a blocking one: a join
+    storm (every connection thread claiming its nick) waits its turn for one of
+    ``POOL_CONNECTIONS`` sockets instead of getting redis-py's "Too many connections".
     """
-    return redis.Redis.from_url(
+    pool = redis.BlockingConnectionPool.from_url(
         url,
+        max_connections=POOL_CONNECTIONS,
+        timeout=timeout,
         socket_timeout=timeout,
         socket_connect_timeout=COMMAND_TIMEOUT,
         retry=Retry(NoBackoff(), 0),
         retry_on_timeout=False,
         health_check_interval=0,
     )
+    return redis.Redis(connection_pool=pool)
 
 
 def node_number(client: redis.Redis, keys: Keys) -> int:
