@@ -114,8 +114,9 @@ NOW = time.monotonic_ns()
 Item = tuple[int, int]  # (sender, sequence number)
 
 
-def make_client(kind: str) -> tuple[Worker, Any]:
-    cfg = WorkerConfig(
+def one_client(kind: str, rooms: int = 0) -> WorkerConfig:
+    """A worker with one receiving client, OWN, of the given kind, that connects nowhere."""
+    return WorkerConfig(
         index=0,
         target="webchat",
         host="127.0.0.1",
@@ -133,7 +134,12 @@ def make_client(kind: str) -> tuple[Worker, Any]:
         drain_s=1,
         handshake_timeout_s=1,
         deadline_ns=0,
+        rooms=rooms,
     )
+
+
+def make_client(kind: str) -> tuple[Worker, Any]:
+    cfg = one_client(kind)
     ours, _theirs = multiprocessing.Pipe()
     w = Worker(cfg, ours)
     c = w.clients[0]
@@ -238,26 +244,7 @@ def test_small_run_in_rooms_delivers_to_members_only() -> None:
 
 def room_client(kind: str) -> tuple[Worker, Any]:
     """Client OWN (5) in #bench-1 of 2 rooms: it expects senders 1 and OWN only."""
-    cfg = WorkerConfig(
-        index=0,
-        target="webchat",
-        host="127.0.0.1",
-        tcp_port=1,
-        web_port=1,
-        clients=((OWN, kind),),
-        senders=frozenset(),
-        all_senders=frozenset({0, 1, FILLER, OWN}),
-        stalls=(),
-        messages=100,
-        size=64,
-        per_sender_rate=0,
-        connect_concurrency=1,
-        stall_rcvbuf=4096,
-        drain_s=1,
-        handshake_timeout_s=1,
-        deadline_ns=0,
-        rooms=2,
-    )
+    cfg = one_client(kind, rooms=2)
     ours, _theirs = multiprocessing.Pipe()
     w = Worker(cfg, ours)
     c = w.clients[0]

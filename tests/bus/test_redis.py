@@ -10,7 +10,6 @@ Failures (a node dying, Redis killed or frozen) are in test_redis_failures.py.
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,15 +18,8 @@ from typing import Any
 import pytest
 
 from tests.support.clients import TcpClient, WsClient, assert_no_tracebacks, wait_until
-from tests.support.redis import Cluster, RedisServer, api_history
+from tests.support.redis import TIMEOUT, RedisServer, api_history, mark, text_is
 from webchat.core.events import SEQUENCED
-
-TIMEOUT = 5.0
-_marks = itertools.count(1)
-
-
-def mark(prefix: str = "fence") -> str:
-    return f"{prefix}-{next(_marks)}"
 
 
 @pytest.fixture(autouse=True)
@@ -41,17 +33,6 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path).start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def cluster(redis_server: RedisServer) -> Iterator[Cluster]:
-    c = Cluster(redis_server.url)
-    yield c
-    c.close()
-
-
-def text_is(text: str) -> Any:
-    return lambda e: e.get("text") == text
 
 
 def ws_try_join(ws: WsClient, nick: str, **extra: Any) -> dict[str, Any]:

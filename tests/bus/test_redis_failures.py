@@ -22,19 +22,9 @@ import pytest
 
 from tests.support.clients import TcpClient, WsClient, wait_until
 from tests.support.processes import REPO, ServerProcess
-from tests.support.redis import Cluster, RedisServer, healthz
+from tests.support.redis import TIMEOUT, Cluster, RedisServer, healthz, mark, text_is
 
-TIMEOUT = 5.0
 WEBCHAT = str(REPO / ".venv" / "bin" / "webchat")
-_marks = itertools.count(1)
-
-
-def mark(prefix: str = "fence") -> str:
-    return f"{prefix}-{next(_marks)}"
-
-
-def text_is(text: str) -> Any:
-    return lambda e: e.get("text") == text
 
 
 @pytest.fixture(autouse=True)
@@ -50,13 +40,6 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path, appendonly=True).start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def cluster(redis_server: RedisServer) -> Iterator[Cluster]:
-    c = Cluster(redis_server.url)
-    yield c
-    c.close()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -148,3 +149,16 @@ def healthz(chat: RunningChat) -> dict[str, Any]:
 def api_history(chat: RunningChat, query: str = "") -> dict[str, Any]:
     with urllib.request.urlopen(chat.url + "/api/history" + query, timeout=5) as reply:
         return dict(json.load(reply))
+
+
+TIMEOUT = 5.0  # seconds a cluster test waits for one thing to happen
+_marks = itertools.count(1)
+
+
+def mark(prefix: str = "fence") -> str:
+    """A text nobody else sends: read up to it to know everything before it arrived."""
+    return f"{prefix}-{next(_marks)}"
+
+
+def text_is(text: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: e.get("text") == text
