@@ -11,7 +11,6 @@ in right before it (see :class:`~webchat.core.session.Splice`).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from webchat.bus import Outgoing
 from webchat.core.events import LOBBY, Audience, Event, Packet
@@ -19,10 +18,8 @@ from webchat.core.replay import notice, room_history
 from webchat.core.rooms import Room, check_room
 from webchat.core.roster import Presence
 from webchat.core.session import Session, Splice
+from webchat.core.state import HubState
 from webchat.text import ChatError
-
-if TYPE_CHECKING:
-    from webchat.core.hub import Hub
 
 
 def not_in_room(room: str) -> ChatError:
@@ -32,7 +29,7 @@ def not_in_room(room: str) -> ChatError:
 class Membership:
     """The room operations of one hub; every method may be called from any thread."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: HubState) -> None:
         self.hub = hub
 
     def target(self, session: Session, raw: str | None) -> str:

@@ -7,7 +7,7 @@ together with the event that announces it, to everyone who shares a room.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from webchat.bus import Outgoing
 from webchat.core.events import LOBBY, Audience, Event
@@ -15,20 +15,18 @@ from webchat.core.replay import join_replay
 from webchat.core.rooms import check_room
 from webchat.core.roster import Presence
 from webchat.core.session import Session, Splice, Transport
+from webchat.core.state import HubState
 from webchat.core.welcome import welcome_packet
 from webchat.policy.limits import TokenBucket
 from webchat.text import ChatError, check_nick, nick_key
 
 log = logging.getLogger(__name__)
 
-if TYPE_CHECKING:
-    from webchat.core.hub import Hub
-
 
 class People:
     """The people operations of one hub; every method may be called from any thread."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: HubState) -> None:
         self.hub = hub
 
     def join(

@@ -8,19 +8,16 @@ presence JSON, never re-encoded.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 from webchat.core.events import Audience, Event, Packet, utc_now, with_json_fields
-
-if TYPE_CHECKING:
-    from webchat.core.hub import Hub
-    from webchat.core.session import Session
+from webchat.core.session import Session
+from webchat.core.state import HubState
 
 # Names a welcome spells out; beyond that it gives a count (a room of 5,000 is one line).
 WELCOME_NAMES = 30
 
 
-def welcome_packet(hub: Hub, session: Session) -> Packet:
+def welcome_packet(hub: HubState, session: Session) -> Packet:
     """Called with the hub's lock held, right after the session was admitted."""
     everyone = hub.roster.everyone()
     others = [s.nick for s in everyone if s is not session]
