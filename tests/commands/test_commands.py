@@ -549,7 +549,7 @@ CASES: list[Case] = [
         before=[("alice", "/msg bob ping")],
         typist=[error("no one has messaged you", "/msg NICK TEXT")],
     ),
-    # /who and its alias
+    # /history, /who, /names
     # What /history prints is tested in core/test_replay.py: this table's sync markers are
     # public messages, so they would be the history.
     case(

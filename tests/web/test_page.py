@@ -93,6 +93,19 @@ def join(page: Page, nick: str) -> None:
     expect(page.locator("#status")).to_contain_text(nick)
 
 
+def record_joins(page: Page) -> list[dict[str, Any]]:
+    """Every join frame the page sends from now on, in order (reconnects included)."""
+    joins: list[dict[str, Any]] = []
+
+    def sent(payload: str | bytes) -> None:
+        frame = json.loads(payload)
+        if frame.get("type") == "join":
+            joins.append(frame)
+
+    page.on("websocket", lambda ws: ws.on("framesent", sent))
+    return joins
+
+
 def say(page: Page, text: str) -> None:
     page.get_by_label("Message").fill(text)
     page.get_by_label("Message").press("Enter")
@@ -465,14 +478,7 @@ def test_reconnects_and_resumes_after_the_socket_drops(
 ) -> None:
     tom = chat.tcp("tom")
     page = open_page()
-    joins: list[dict[str, Any]] = []
-
-    def sent(payload: str | bytes) -> None:
-        frame = json.loads(payload)
-        if frame.get("type") == "join":
-            joins.append(frame)
-
-    page.on("websocket", lambda ws: ws.on("framesent", sent))
+    joins = record_joins(page)
     join(page, "carol")
     say(page, "before the drop")
     tom.expect("carol: before the drop")
@@ -1223,14 +1229,7 @@ def test_reconnect_resumes_every_room_without_gaps_or_repeats(
     tcp_enter(tom, "#dev")
     bob = chat.tcp("bob")
     page = open_page(viewport={"width": 1000, "height": 600})
-    joins: list[dict[str, Any]] = []
-
-    def sent(payload: str | bytes) -> None:
-        frame = json.loads(payload)
-        if frame.get("type") == "join":
-            joins.append(frame)
-
-    page.on("websocket", lambda ws: ws.on("framesent", sent))
+    joins = record_joins(page)
     join(page, "carol")
     enter_room(page, "#dev")
     enter_room(page, "#ops")
