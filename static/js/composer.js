@@ -1,21 +1,23 @@
 // The message box: sending, ↑/↓ through what was sent, Tab completion of nicks,
 // rooms and commands.
 
-export const COMMANDS = ["away", "back", "help", "history", "join", "me", "msg", "names", "nick",
-  "part", "query", "quit", "r", "reply", "rooms", "tell", "topic", "who"];
+export const COMMANDS = ["away", "back", "ban", "bans", "deop", "help", "history", "ignore", "join",
+  "kick", "me", "msg", "mute", "names", "nick", "op", "part", "password", "query", "quit", "r",
+  "register", "reply", "rooms", "tell", "topic", "unban", "unignore", "unmute", "unregister", "who"];
 
 const byName = (a, b) => a.localeCompare(b, undefined, { sensitivity: "base" });
 
 export class Composer {
   // sources: {nicks(): [nick], rooms(): [room], isMe(nick)}
-  // submit(text): true when it was sent (then it goes into the input history)
-  constructor({ form, input, maxChars, sources, submit, error }) {
+  // submit(text): true when it was sent (then it goes into the input history, if keep(text))
+  constructor({ form, input, maxChars, sources, submit, error, keep = () => true }) {
     this.form = form;
     this.input = input;
     this.maxChars = maxChars;
     this.sources = sources;
     this.submit = submit;
     this.error = error;
+    this.keep = keep;
     this.sent = []; // what was typed, for Up and Down
     this.recall = 0; // position in `sent`; sent.length means "the draft"
     this.draft = "";
@@ -43,7 +45,7 @@ export class Composer {
       return;
     }
     if (!this.submit(text)) return;
-    if (this.sent.at(-1) !== text) this.sent.push(text);
+    if (this.keep(text) && this.sent.at(-1) !== text) this.sent.push(text);
     if (this.sent.length > 100) this.sent.shift();
     this.recall = this.sent.length;
     this.draft = "";

@@ -2,7 +2,8 @@
 //
 //   offline --connect--> connecting --open: join frame--> joining --welcome--> joined
 //   joined --socket drops--> disconnected --backoff--> connecting (join with "since")
-//   joined --/quit--> offline (no reconnect);  joining --refused--> offline
+//   joined --/quit, or removed from the chat--> offline (no reconnect)
+//   joining --refused--> offline (the same socket may carry another join, e.g. with a password)
 //
 // Events before the welcome are the history replay; they are handed over with it.
 
@@ -12,13 +13,15 @@ import { parseFrame, joinFrame, hasId } from "./protocol.js";
 export class Connection {
   // handlers: status(state, text), welcome(ev, early, {again, resuming}) -> [spoken],
   //   event(ev) -> spoken text or null, replayed(ev), received(spoken list),
-  //   refused(text), notice(text), left(), failed(text), restarted(), rooms() -> [room]
+  //   refused(ev), notice(text), left(text), failed(text), restarted(), rooms() -> [room],
+  //   secrets(nick) -> the password fields of a join frame
   constructor(handlers) {
     this.on = handlers;
     this.ws = null; // the current socket
     this.joined = false; // the current socket got its welcome
     this.resume = false; // we were in the chat: rejoin on our own when the socket drops
     this.quitting = false; // the user typed /quit
+    this.removed = null; // why the server removed us from the chat (a kick or ban): no rejoining
     this.joining = false; // a join frame is (about to be) on its way and unanswered
     this.lastId = 0; // the highest event id shown (sent as "since" when we join again)
     this.early = []; // what came before the welcome: the history replay
@@ -55,12 +58,13 @@ export class Connection {
 
   sendJoin() {
     this.early = [];
-    this.send(joinFrame(me.nick, this.lastId, this.on.rooms()));
+    this.send(joinFrame(me.nick, this.lastId, this.on.rooms(), this.on.secrets(me.nick)));
   }
 
   join(nick) {
     me.set(nick);
     this.quitting = false;
+    this.removed = null;
     this.joining = true;
     if (this.open) this.sendJoin();
     else this.connect();
@@ -80,6 +84,12 @@ export class Connection {
   stop() {
     this.resume = false;
     this.joining = false;
+  }
+
+  // We were kicked or banned from the chat: close, and do not come back on our own.
+  remove(why) {
+    this.removed = why;
+    this.ws?.close(1000);
   }
 
   // Is this sequenced event new to us? Then it moves "since" on.
@@ -151,7 +161,7 @@ export class Connection {
       return;
     }
     this.stop();
-    this.on.refused(ev.text ?? "That nickname was refused; try another.");
+    this.on.refused(ev);
   }
 
   closed(e) {
@@ -160,10 +170,11 @@ export class Connection {
     this.joined = false;
     this.early = [];
     const reason = e.reason ? ` (${e.reason})` : "";
-    if (this.quitting && e.code === 1000) {
+    if ((this.quitting && e.code === 1000) || this.removed !== null) {
       this.quitting = false;
       this.resume = false;
-      this.on.left();
+      this.on.left(this.removed ?? "You left the chat.");
+      this.removed = null;
     } else if (this.resume) {
       if (wasJoined) this.on.notice(`Disconnected${reason}.`);
       this.reconnectLater();

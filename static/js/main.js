@@ -10,6 +10,8 @@ import { People } from "./people.js";
 import { Rooms } from "./rooms.js";
 import { Composer } from "./composer.js";
 import { Connection } from "./connection.js";
+import { Moderation } from "./moderation.js";
+import { answered, ask, isSecret, joined, secretsFor, take, typed } from "./accounts.js";
 import {
   clearUnread, countUnread, desktopNotify, isHidden, setupNotifications, speak, speakAll, spoken,
 } from "./notifications.js";
@@ -26,18 +28,20 @@ const ui = {
   roomsPanel: $("rooms-panel"), roomList: $("room-list"), roomsBadge: $("rooms-badge"),
   roomForm: $("room-form"), roomInput: $("room-input"), roomError: $("room-error"),
   roomTitle: $("room-title"), roomTopic: $("room-topic"), leave: $("leave-room"),
-  announce: $("announce"),
+  announce: $("announce"), leftText: $("left-text"),
 };
 const narrow = matchMedia("(max-width: 640px)");
 const panels = [ui.roomsPanel, ui.people];
 
 const people = new People({ users: ui.users, count: ui.count, title: ui.peopleTitle });
+const moderation = new Moderation(ui.users, people, (text, room) => say(text, room));
 const asked = new Set(); // rooms whose member list the page asked for (answers not shown)
 
 const rooms = new Rooms({
   list: ui.roomList, badge: ui.roomsBadge, title: ui.roomTitle, topic: ui.roomTopic,
   leave: ui.leave, wrap: ui.logWrap, jump: ui.jump,
 }, (name, byReader) => {
+  moderation.open = null;
   people.show(name);
   askNames(name);
   ui.message.placeholder = `Message ${name}`;
@@ -65,17 +69,19 @@ function rememberNick(nick) {
   if (conn.joined) setStatus("online", `Connected as ${nick}`);
 }
 
-function showJoin(error) {
+// `field`: the field the refusal is about (a password), when not the nickname.
+function showJoin(error, field = null) {
   conn.stop();
   if (conn.ws) setStatus("connecting", "Connected, not joined yet");
   ui.joinView.hidden = false;
   ui.chatView.hidden = true;
   ui.rejoin.disabled = false;
   ui.joinForm.querySelector("button").disabled = false;
-  ui.nickError.textContent = error ?? "";
-  ui.nick.setAttribute("aria-invalid", error ? "true" : "false");
-  ui.nick.focus();
-  if (error) ui.nick.select();
+  ui.nickError.textContent = field ? "" : error ?? "";
+  ui.nick.setAttribute("aria-invalid", error && !field ? "true" : "false");
+  const focus = field ?? ui.nick;
+  focus.focus();
+  if (error || field) focus.select();
 }
 
 function showChat() {
@@ -91,11 +97,12 @@ function showChat() {
   if (fromElsewhere) ui.message.focus();
 }
 
-function showLeft() {
+function showLeft(text) {
   ui.sayForm.hidden = true;
   ui.leftBar.hidden = false;
+  ui.leftText.textContent = text;
   people.clear();
-  setStatus("offline", "You left the chat");
+  setStatus("offline", text === "You left the chat." ? "You left the chat" : "Removed from the chat");
   ui.rejoin.focus();
 }
 
@@ -129,6 +136,15 @@ function historyNotice(ev) {
   return { ...ev, text: typeof n === "number" ? `History: ${n} ${n === 1 ? "event" : "events"}` : ev.text };
 }
 
+// We are out of a room (we left it, or were kicked or banned from it); returns the log to tell it in.
+function leftRoom(name) {
+  rooms.exited(name);
+  people.forgetRoom(name);
+  asked.delete(name);
+  people.show(rooms.active.name);
+  return rooms.view; // the room that comes to the front
+}
+
 // We entered a room: after its past (arrived just before), our own enter.
 function enteredOwn(ev) {
   const room = rooms.room(ev.room);
@@ -149,13 +165,16 @@ const conn = new Connection({
   status: setStatus,
   notice: (text) => notice(text),
   rooms: () => rooms.members().filter((name) => name !== LOBBY),
-  refused: showJoin,
+  secrets: secretsFor,
+  refused: (ev) => showJoin(ev.text ?? "That nickname was refused; try another.", ask(ev, me.nick)),
   failed: showJoin,
   left: showLeft,
 
   // The welcome: first the replay that came before it, then the welcome itself.
   welcome(ev, early, { again, resuming }) {
     asked.clear();
+    joined();
+    people.operator = ev.operator === true;
     people.forgetRooms(); // known again from /names, as each room comes to the front
     rooms.welcome(ev.rooms, ev.active ?? LOBBY);
     const news = [];
@@ -197,6 +216,7 @@ const conn = new Connection({
   // A new event after the welcome; returns what to announce.
   event(ev) {
     if (ev.type === "nick" && me.is(ev.nick)) rememberNick(ev.new);
+    answered(ev);
     if (ev.type === "names" && asked.has(ev.room) && !people.knows(ev.room)) {
       people.track(ev); // the answer to our own question: nothing to show
       return null;
@@ -209,13 +229,11 @@ const conn = new Connection({
         if (me.is(ev.nick)) return void enteredOwn(ev);
         break;
       case "exit":
-        if (me.is(ev.nick)) {
-          rooms.exited(ev.room);
-          people.forgetRoom(ev.room);
-          asked.delete(ev.room);
-          people.show(rooms.active.name);
-          view = rooms.view; // told in the room that comes to the front
-        }
+        if (me.is(ev.nick)) view = leftRoom(ev.room);
+        break;
+      case "kick": case "ban":
+        if (!me.is(ev.target)) break;
+        if (ev.room !== LOBBY) view = leftRoom(ev.room);
         break;
       case "topic": rooms.setTopic(ev.room, ev.text); break;
       case "rooms": rooms.learn(ev.rooms); break;
@@ -238,7 +256,11 @@ const conn = new Connection({
     const item = view.show(shown);
     view.followIfPinned();
     if (["error", "users", "names", "rooms"].includes(ev.type)) return ev.text; // answers
-    return arrived(ev, item);
+    if (!me.is(ev.target)) return arrived(ev, item);
+    // Moderation of us: said aloud, and out of the lobby means out of the chat.
+    const told = item?.querySelector(".body").textContent ?? "";
+    if (ev.room === LOBBY && (ev.type === "kick" || ev.type === "ban")) conn.remove(`${told}.`);
+    return told;
   },
 
   // Past events: the answer to /history (shown again), or a room's past as we enter it.
@@ -280,8 +302,10 @@ const composer = new Composer({
   maxChars: Number(ui.sayForm.dataset.maxChars) || 2000,
   sources: { nicks: () => people.nicks(), rooms: () => rooms.names(), isMe: (n) => me.is(n) },
   error: (text) => notice(text, "error"),
+  keep: (text) => !isSecret(text),
   submit(text) {
     if (!say(text)) return false;
+    typed(text, me.nick);
     if (/^\/quit(\s|$)/i.test(text)) conn.quitting = true;
     rooms.view.follow();
     return true;
@@ -320,6 +344,7 @@ ui.joinForm.addEventListener("submit", (e) => {
   }
   ui.nickError.textContent = "";
   ui.joinForm.querySelector("button").disabled = true;
+  take(nick);
   conn.join(nick);
 });
 

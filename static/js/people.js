@@ -1,4 +1,5 @@
-// Who is online (server-wide), who is in each room, and the list shown beside the log.
+// Who is online (server-wide), who is in each room and may moderate it, and the list
+// shown beside the log.
 
 import { el, nickEl } from "./dom.js";
 import { me } from "./identity.js";
@@ -6,6 +7,16 @@ import { VIA } from "./render.js";
 import { LOBBY } from "./protocol.js";
 
 const byName = (a, b) => a.localeCompare(b, undefined, { sensitivity: "base" });
+const key = (nick) => String(nick ?? "").toLowerCase();
+
+// "@" before an operator's name; a screen reader hears "operator".
+function opMark() {
+  const mark = el("span", "op-mark", el("span", "sr-only", "operator"));
+  mark.append(el("span", "", "@"));
+  mark.lastChild.setAttribute("aria-hidden", "true");
+  mark.title = "operator of this room";
+  return mark;
+}
 
 export class People {
   constructor(ui) {
@@ -13,6 +24,20 @@ export class People {
     this.online = new Map(); // nick -> {nick, via, away}
     this.members = new Map(); // room -> Set of nicks, once known
     this.shown = null; // the room whose members are listed (null: everyone online)
+    this.ops = new Map(); // room -> Set of nick keys who may moderate it (/names, op, deop)
+    this.serverOps = new Set(); // nick keys of server operators (/who, the welcome)
+    this.operator = false; // we are a server operator (the welcome says so)
+    this.decorate = null; // (item, nick, room): extra controls for one person's entry
+  }
+
+  isOp(room, nick) { return this.serverOps.has(key(nick)) || !!this.ops.get(room)?.has(key(nick)); }
+
+  // May we moderate `room`? (then the list offers actions)
+  canModerate(room) { return room !== null && (this.operator || this.isOp(room, me.nick)); }
+
+  opRoom(room) {
+    if (!this.ops.has(room)) this.ops.set(room, new Set());
+    return this.ops.get(room);
   }
 
   nicks() { return [...this.online.keys()].sort(byName); }
@@ -23,12 +48,18 @@ export class People {
   set(list, room = null) {
     if (room === null) this.online.clear();
     const nicks = new Set();
+    const ops = room === null ? this.serverOps : new Set();
     for (const u of list ?? []) {
+      if (u.op === true) ops.add(key(u.nick));
+      else if (u.op === false) ops.delete(key(u.nick));
       const old = this.online.get(u.nick);
       this.online.set(u.nick, { nick: u.nick, via: u.via ?? old?.via, away: u.away ?? null });
       nicks.add(u.nick);
     }
-    if (room !== null) this.members.set(room, nicks);
+    if (room !== null) {
+      this.members.set(room, nicks);
+      this.ops.set(room, ops);
+    }
     this.draw();
   }
 
@@ -37,13 +68,19 @@ export class People {
     this.draw();
   }
 
-  forgetRoom(room) { this.members.delete(room); }
+  forgetRoom(room) {
+    this.members.delete(room);
+    this.ops.delete(room);
+  }
 
-  forgetRooms() { this.members.clear(); }
+  forgetRooms() {
+    this.members.clear();
+    this.ops.clear();
+  }
 
   clear() {
     this.online.clear();
-    this.members.clear();
+    this.forgetRooms();
     this.draw();
   }
 
@@ -63,11 +100,17 @@ export class People {
         break;
       case "enter": this.members.get(ev.room)?.add(ev.nick); break;
       case "exit": this.members.get(ev.room)?.delete(ev.nick); break;
+      case "kick": case "ban": this.members.get(ev.room)?.delete(ev.target); break;
+      case "op": this.opRoom(ev.room).add(key(ev.target)); break;
+      case "deop": this.ops.get(ev.room)?.delete(key(ev.target)); break;
       case "nick":
         this.online.delete(ev.nick);
         this.online.set(ev.new, { ...(who ?? { via: "" }), nick: ev.new, away: who?.away ?? null });
         for (const nicks of this.members.values()) {
           if (nicks.delete(ev.nick)) nicks.add(ev.new);
+        }
+        for (const ops of [this.serverOps, ...this.ops.values()]) {
+          if (ops.delete(key(ev.nick))) ops.add(key(ev.new));
         }
         break;
       case "away": if (who) who.away = ev.text ?? ""; break;
@@ -86,14 +129,22 @@ export class People {
     else if (room !== null && room !== LOBBY) nicks = [];
     const list = nicks.map((n) => this.online.get(n) ?? { nick: n, via: "", away: null });
     list.sort((a, b) => byName(a.nick, b.nick));
-    this.ui.users.replaceChildren(...list.map((p) => {
+    // Redrawing replaces the buttons: keep the keyboard where it was.
+    const users = this.ui.users;
+    const focused = users.contains(document.activeElement) ? document.activeElement.dataset.key : null;
+    users.replaceChildren(...list.map((p) => {
       const away = p.away !== null && p.away !== undefined;
-      const item = el("li", away ? "away" : "", nickEl(p.nick),
+      const op = this.isOp(room, p.nick) ? opMark() : null;
+      const item = el("li", away ? "away" : "", op, nickEl(p.nick),
         p.via ? el("span", `via via-${p.via}`, VIA[p.via] ?? p.via) : null,
         away ? el("span", "away-note", p.away ? `away: ${p.away}` : "away") : null);
+      if (op) item.classList.add("op");
       if (me.is(p.nick)) item.classList.add("me");
+      item.dataset.nick = p.nick;
+      this.decorate?.(item, p.nick, room);
       return item;
     }));
+    if (focused) users.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
     this.ui.count.textContent = String(list.length);
     if (room !== null) this.ui.title.textContent = `In ${room}`;
   }

@@ -15,8 +15,9 @@ export function parseFrame(data) {
 
 export const hasId = (ev) => typeof ev.id === "number";
 
-export function joinFrame(nick, since, rooms) {
-  const frame = { type: "join", nick };
+// `secrets`: {password, server_password} for this nick, when the server asked for them.
+export function joinFrame(nick, since, rooms, secrets = {}) {
+  const frame = { type: "join", nick, ...secrets };
   if (since > 0) frame.since = since; // gap-free: everything after what we have shown
   if (rooms?.length) frame.rooms = rooms;
   return frame;

@@ -3,7 +3,7 @@
 
 import { el, nickEl, timeEl, button } from "./dom.js";
 import { me } from "./identity.js";
-import { CHATTY } from "./protocol.js";
+import { CHATTY, LOBBY } from "./protocol.js";
 
 export const VIA = { tcp: "terminal", web: "browser" };
 
@@ -58,6 +58,23 @@ function richText(text, marks) {
 
 const roomEl = (room) => el("span", "room-ref", String(room ?? ""));
 
+// Moderation: " from #dev", or, in the lobby, the whole chat.
+const from = (ev) => (ev.room === LOBBY ? [" from the chat"] : [" from ", roomEl(ev.room)]);
+const within = (ev) => (ev.room === LOBBY ? [" everywhere"] : [" in ", roomEl(ev.room)]);
+const reason = (text) => (text ? ` (${text})` : "");
+
+// How long a ban or mute lasts: "for 10m", "until 14:30", "until lifted".
+function lasting(ev) {
+  if (ev.duration) return ` for ${ev.duration}`;
+  const until = ev.until ? new Date(ev.until) : null;
+  return until && !Number.isNaN(until.getTime()) ? ` until ${until.toLocaleString()}` : " until lifted";
+}
+
+// Someone acted on someone else: "alice kicked bob from #dev (spam)".
+function acted(ev, verb, ...rest) {
+  return ["mod", [nickEl(ev.nick), ` ${verb} `, nickEl(ev.target), ...rest]];
+}
+
 // The body of one entry and the kind it is drawn as; null: nothing to show.
 function body(ev) {
   const { type, nick, text } = ev;
@@ -94,6 +111,13 @@ function body(ev) {
       return ["away", [nickEl(nick), " is away", text ? `: ${text}` : ""]];
     case "back":
       return ["back", [nickEl(nick), " is back"]];
+    case "kick": return acted(ev, "kicked", ...from(ev), reason(text));
+    case "ban": return acted(ev, "banned", ...from(ev), lasting(ev), reason(text));
+    case "unban": return acted(ev, "lifted the ban on", ...within(ev));
+    case "mute": return acted(ev, "muted", ...within(ev), lasting(ev), reason(text));
+    case "unmute": return acted(ev, "unmuted", ...within(ev));
+    case "op": return acted(ev, "made", " an operator of ", roomEl(ev.room));
+    case "deop": return acted(ev, "took operator status from", " in ", roomEl(ev.room));
     case "welcome":
       return ["system", [`Welcome, ${nick}! ${text ?? ""}`]];
     case "error": case "notice":
