@@ -31,7 +31,7 @@ export class Moderation {
       this.toggle(null);
     });
     document.addEventListener("click", (e) => {
-      if (this.open !== null && !list.contains(e.target)) this.toggle(null, false);
+      if (this.open !== null && !e.composedPath().includes(list)) this.toggle(null, false);
     });
   }
 

@@ -8,8 +8,6 @@ wait is an `expect` or a `wait_for_function` with a timeout.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -18,101 +16,30 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from werkzeug.serving import make_server
 
 from tests.support.chat import RunningChat
 from tests.support.clients import TcpClient
+from tests.web.helpers import (
+    OpenPage,
+    enter_room,
+    join,
+    quiet,
+    record_joins,
+    room_item,
+    rooms_listed,
+    say,
+    switch_room,
+    tcp_enter,
+    users,
+)
 from webchat import create_app
 from webchat.settings import Settings
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 15_000
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
 STATIC = ROOT / "static"
-
-expect.set_options(timeout=TIMEOUT_MS)
-
-OpenPage = Callable[..., Page]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert os.path.exists(CHROMIUM), (
-        f"{CHROMIUM} is missing: the browser tests need Debian's chromium. "
-        "`make test` installs it (or: apt-get install chromium)."
-    )
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def open_page(browser: Browser, chat: RunningChat) -> Iterator[OpenPage]:
-    """Open the chat page in a fresh browser context (its own localStorage).
-
-    ``url`` defaults to the ``chat`` fixture's server. Any uncaught exception in a
-    page's script fails the test.
-    """
-    contexts = []
-    errors: list[str] = []
-
-    def open_(url: str | None = None, init_script: str | None = None, **options: Any) -> Page:
-        context = browser.new_context(**options)
-        context.set_default_timeout(TIMEOUT_MS)
-        contexts.append(context)
-        if init_script:
-            context.add_init_script(init_script)
-        page = context.new_page()
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto((url or chat.url) + "/")
-        return page
-
-    yield open_
-    for context in contexts:
-        context.close()
-    assert errors == [], f"the page's script raised: {errors}"
-
-
-def join(page: Page, nick: str) -> None:
-    page.get_by_label("Nickname").fill(nick)
-    page.get_by_label("Nickname").press("Enter")
-    expect(page.locator("#status")).to_have_attribute("data-state", "online")
-    expect(page.locator("#status")).to_contain_text(nick)
-
-
-def record_joins(page: Page) -> list[dict[str, Any]]:
-    """Every join frame the page sends from now on, in order (reconnects included)."""
-    joins: list[dict[str, Any]] = []
-
-    def sent(payload: str | bytes) -> None:
-        frame = json.loads(payload)
-        if frame.get("type") == "join":
-            joins.append(frame)
-
-    page.on("websocket", lambda ws: ws.on("framesent", sent))
-    return joins
-
-
-def say(page: Page, text: str) -> None:
-    page.get_by_label("Message").fill(text)
-    page.get_by_label("Message").press("Enter")
-
-
-def users(page: Page) -> list[str]:
-    return page.locator("#users .nick").all_inner_texts()
 
 
 def texts(page: Page, selector: str = "#log .ev-message .text") -> list[str]:
@@ -123,12 +50,6 @@ def log_ids(page: Page) -> list[int]:
     return page.evaluate(
         "[...document.querySelectorAll('#log li[data-id]')].map(li => Number(li.dataset.id))"
     )
-
-
-def quiet(client: TcpClient) -> None:
-    """Wait until the server has handled every line this client sent (commands run in order)."""
-    client.line("/who")
-    client.expect("online")
 
 
 def screenshot(page: Page, name: str) -> None:
@@ -972,37 +893,6 @@ def test_page_assets_fit_the_budget() -> None:
 
 
 # ----- rooms ------------------------------------------------------------------------------
-
-
-def room_item(page: Page, room: str) -> Any:
-    return page.locator(f'#room-list li[data-room="{room}"]')
-
-
-def rooms_listed(page: Page) -> list[str]:
-    return page.locator("#room-list .room-name").all_inner_texts()
-
-
-def enter_room(page: Page, name: str) -> None:
-    """Enter a room through the page's own form, and wait until it is in front."""
-    if not page.locator("#room-form").is_visible():  # folded away on a phone
-        page.locator("#rooms-panel summary").click()
-    page.get_by_label("Join or create a room").fill(name)
-    page.get_by_label("Join or create a room").press("Enter")
-    room = name.lower() if name.startswith("#") else "#" + name.lower()
-    expect(page.locator("#room-title")).to_have_text(room)
-
-
-def switch_room(page: Page, room: str) -> None:
-    if not page.locator("#room-list").is_visible():  # folded away on a phone
-        page.locator("#rooms-panel summary").click()
-    room_item(page, room).get_by_role("button").click()
-    expect(page.locator("#room-title")).to_have_text(room)
-    expect(room_item(page, room)).to_have_class(re.compile(r"\bactive\b"))
-
-
-def tcp_enter(client: TcpClient, room: str) -> None:
-    client.line(f"/join {room}")
-    client.expect(f"You are now in {room}")
 
 
 def test_rooms_start_in_the_lobby_and_a_room_is_made_entered_and_left(
