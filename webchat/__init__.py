@@ -19,6 +19,11 @@ from flask.helpers import get_debug_flag
 if TYPE_CHECKING:
     from webchat.bus.node import ClusterNode
 
+from webchat.accounts import AccountStore
+from webchat.accounts.guard import LoginGuard
+from webchat.accounts.logins import Logins
+from webchat.accounts.passwords import Passwords, read_password_file
+from webchat.accounts.sqlite import SqliteAccounts
 from webchat.bus import Bus
 from webchat.bus.local import LocalBus
 from webchat.core.hub import Hub
@@ -27,6 +32,7 @@ from webchat.history import SqliteHistory
 from webchat.memory import limit_malloc_arenas
 from webchat.policy.limits import AddressLimiter
 from webchat.settings import Settings
+from webchat.text import ChatError
 from webchat.transports.tcp import ChatTCPServer
 from webchat.transports.websocket import NoReaderThread
 
@@ -55,22 +61,45 @@ class ChatRuntime:
             retention_seconds=settings.history_max_days * 86400,
         )
         limits = HubLimits.from_settings(settings)
+        # Read first: a missing or bad password file stops the start, before any port opens.
+        server_password = read_password_file(settings.server_password_file)
         self.cluster: ClusterNode | None = None
         self.bus: Bus
+        store: AccountStore
         if settings.redis_url:
+            from webchat.accounts.redis import RedisAccounts
             from webchat.bus.node import ClusterNode
 
             self.cluster = ClusterNode(settings, self.history)
             self.bus = self.cluster.bus
+            store = RedisAccounts(self.cluster.client, self.cluster.keys)
+            logins = self._logins(settings, store, server_password)
             claims, first = self.cluster.claims, self.cluster.first_session_id
-            self.hub = Hub(limits, self.bus, self.history, claims, first)
+            self.hub = Hub(limits, self.bus, self.history, claims, first, logins)
             self.cluster.start(self.hub)
         else:
             self.bus = LocalBus(self.history)
-            self.hub = Hub(limits, self.bus, self.history)
+            store = SqliteAccounts(history_path)
+            logins = self._logins(settings, store, server_password)
+            self.hub = Hub(limits, self.bus, self.history, logins=logins)
+        self.accounts = store
+        try:
+            self.hub.moderation.load()  # the mutes in force survive a restart
+        except ChatError as exc:
+            log.error("mutes could not be loaded: %s", exc)
         self.tcp: ChatTCPServer | None = None
         # Shared by both transports: the per-address limit counts TCP and WebSocket together.
         self.addresses = AddressLimiter(settings.max_connections_per_ip)
+
+    @staticmethod
+    def _logins(settings: Settings, store: AccountStore, server_password: str | None) -> Logins:
+        return Logins(
+            store,
+            Passwords(settings.min_password_chars, settings.max_password_bytes),
+            LoginGuard(settings.login_failures, settings.login_window),
+            server_password,
+            settings.operators,
+        )
 
     @property
     def tcp_port(self) -> int | None:
@@ -88,6 +117,7 @@ class ChatRuntime:
             self.tcp.stop()
             self.tcp = None
         self.hub.shutdown()
+        self.accounts.close()
         if self.cluster is not None:
             self.cluster.stop()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import getpass
 import logging
 import signal
 import sys
@@ -15,7 +16,9 @@ from typing import Any
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from webchat import create_app
+from webchat.accounts.passwords import Passwords
 from webchat.settings import ENV_PREFIX, Settings, parse_value
+from webchat.text import ChatError
 
 HELP = {
     "web_host": "address for the web page and /ws",
@@ -53,6 +56,14 @@ HELP = {
     "node_id": "this node's name in logs and in the stream (default: host and pid)",
     "redis_prefix": "key prefix in Redis, so several chats can share one",
     "redis_stream_max": "events the shared Redis stream keeps (approximately)",
+    "operators": "comma-separated registered nicks that are server operators",
+    "min_password_chars": "shortest password, in characters",
+    "max_password_bytes": "longest password, in bytes",
+    "login_failures": "wrong passwords (per nick, per address) before attempts are held back "
+    "(0: no limit)",
+    "login_window": "seconds over which wrong passwords are counted",
+    "server_password_file": "file with a hash from `webchat hash-password`: joining then "
+    "needs that password",
     "allowed_origins": "comma-separated extra origins allowed to open /ws",
 }
 
@@ -81,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
         # A mistyped or shortened flag is an error: --max-connections must never quietly
         # mean --max-connections-per-ip.
         allow_abbrev=False,
-        description="Run the chat: a web page and a TCP port (for nc) in one conversation.",
+        description="Run the chat: a web page and a TCP port (for nc) in one conversation. "
+        "`webchat hash-password` makes a hash for --server-password-file.",
         epilog=f"Every option is also an environment variable, e.g. {ENV_PREFIX}TCP_PORT=9000.",
     )
     for f in dataclasses.fields(Settings):
@@ -101,7 +113,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def hash_password(argv: Sequence[str]) -> int:
+    """`webchat hash-password`: print the hash for --server-password-file.
+
+    The password is read from standard input (one line) or, at a terminal, asked
+    twice without echo; it is never a command-line argument, which other users of
+    the machine could read in the process list.
+    """
+    parser = argparse.ArgumentParser(
+        prog="webchat hash-password",
+        allow_abbrev=False,
+        description="Read a password (stdin, or asked at the terminal) and print its argon2 "
+        "hash, for --server-password-file.",
+    )
+    parser.parse_args(argv)
+    settings = Settings.from_env()
+    if sys.stdin.isatty():
+        password = getpass.getpass("Server password: ")
+        if getpass.getpass("Again: ") != password:
+            print("webchat: the two passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        print(Passwords(settings.min_password_chars, settings.max_password_bytes).hash(password))
+    except ChatError as exc:
+        print(f"webchat: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["hash-password"]:
+        return hash_password(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -130,6 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"webchat: cannot listen: {exc}", file=sys.stderr)
         return 1
+    except ValueError as exc:
+        print(f"webchat: {exc}", file=sys.stderr)
+        return 2
     runtime = app.extensions["webchat"]
 
     def stop(signum: int, frame: FrameType | None) -> None:

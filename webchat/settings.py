@@ -85,6 +85,19 @@ class Settings:
     # Events the shared stream keeps (approximately); a node that falls further
     # behind, or a new one, reads older ones from its own history.
     redis_stream_max: int = 100_000
+    # Accounts: server operators are these registered nicks, logged in with their
+    # password. Passwords are at least min_password_chars characters and at most
+    # max_password_bytes bytes (argon2 never hashes more). login_failures wrong
+    # passwords within login_window seconds, for one nick or from one address, hold
+    # further attempts back until the window passes (0: no limit).
+    operators: tuple[str, ...] = field(default_factory=tuple)
+    min_password_chars: int = 8
+    max_password_bytes: int = 1024
+    login_failures: int = 5
+    login_window: float = 60.0
+    # A private server: a file holding the hash `webchat hash-password` printed.
+    # Empty: anyone may join.
+    server_password_file: str = ""
     # Extra origins (scheme://host[:port]) allowed to open /ws, besides the page's own.
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
 

@@ -45,18 +45,36 @@ EVERY_TYPE = [
     StoredEvent(Event("topic", "al", "go", 13, "2026-01-01T00:00:13.000Z", room="#dev"), None),
     StoredEvent(Event("message", "al", "hi", 14, "2026-01-01T00:00:14.000Z", room="#dev"), None),
     StoredEvent(Event("exit", "al", "bye", 15, "2026-01-01T00:00:15.000Z", room="#dev"), None),
+    *(
+        StoredEvent(
+            Event(kind, "al", "why", 16 + i, f"2026-01-01T00:00:{16 + i}.000Z", extra, "#dev"),
+            None,
+        )
+        for i, (kind, extra) in enumerate(
+            [
+                ("kick", {"target": "bob"}),
+                ("ban", {"target": "bob", "until": "2026-01-02T00:00:00.000Z", "duration": "1d"}),
+                ("unban", {"target": "bob"}),
+                ("mute", {"target": "bob", "until": None, "duration": None}),
+                ("unmute", {"target": "bob"}),
+                ("op", {"target": "bob"}),
+                ("deop", {"target": "bob"}),
+            ]
+        )
+    ),
 ]
+LAST = len(EVERY_TYPE)
 
 
 def test_every_sequenced_type_round_trips_exactly_including_extra(db: str):
     assert {s.event.type for s in EVERY_TYPE} == SEQUENCED
     store = Store(db)
     store.append(EVERY_TYPE)
-    assert store.since(0, up_to=15, viewer_key="bob") == [s.event for s in EVERY_TYPE]
+    assert store.since(0, up_to=LAST, viewer_key="bob") == [s.event for s in EVERY_TYPE]
     store.close()
     reopened = Store(db)
-    assert reopened.since(0, up_to=15, viewer_key="alice") == [s.event for s in EVERY_TYPE]
-    loaded = reopened.since(0, up_to=15, viewer_key="alice")
+    assert reopened.since(0, up_to=LAST, viewer_key="alice") == [s.event for s in EVERY_TYPE]
+    loaded = reopened.since(0, up_to=LAST, viewer_key="alice")
     assert loaded is not None
     assert loaded[5].extra is None and loaded[10].extra == {}
     reopened.close()

@@ -51,7 +51,7 @@ class ClusterNode:
         self.claims = RedisClaims(client, self.keys)
         self.first_session_id = session_base(self.number) + 1
         self._users = self.bus.catch_up()
-        self._client = client
+        self.client = client
         self._maxlen = settings.redis_stream_max
         self.heartbeat: Heartbeat | None = None
         log.info(
@@ -66,7 +66,7 @@ class ClusterNode:
         """Mirror who is on the other nodes, then keep this node's heartbeat going."""
         hub.people.mirror_all(self._users)
         self.heartbeat = Heartbeat(
-            self._client,
+            self.client,
             self.keys,
             self.number,
             self._maxlen,
@@ -84,13 +84,13 @@ class ClusterNode:
         with hub.lock:
             sessions = list(hub.roster.sessions.values())
             states = [s.state() for s in sessions]
-        pipe = self._client.pipeline(transaction=False)
+        pipe = self.client.pipeline(transaction=False)
         for session, state in zip(sessions, states, strict=True):
             pipe.hsetnx(self.keys.nicks, session.key, session.id)
             pipe.hset(self.keys.users, str(session.id), json.dumps(state))
         answers = pipe.execute()
         for session, claimed in zip(sessions, answers[::2], strict=True):
-            holder = self._client.hget(self.keys.nicks, session.key)
+            holder = self.client.hget(self.keys.nicks, session.key)
             if not claimed and holder != str(session.id).encode():
                 reason = "your nick was taken while the chat cluster was down"
                 hub.close_session(session, reason, 1011)

@@ -3,12 +3,13 @@
 Transports hand every line of user text to :func:`handle_input`; nothing about
 commands, messages or their limits lives in a transport. The commands themselves
 are entries of one table (:mod:`webchat.commands.table`), filled by
-:mod:`~webchat.commands.chat` and :mod:`~webchat.commands.rooms`.
+:mod:`~webchat.commands.chat`, :mod:`~webchat.commands.rooms`,
+:mod:`~webchat.commands.accounts` and :mod:`~webchat.commands.moderation`.
 """
 
 from __future__ import annotations
 
-from webchat.commands import chat, rooms
+from webchat.commands import accounts, chat, moderation, rooms
 from webchat.commands.table import COMMANDS, Context, post
 from webchat.core.hub import Hub
 from webchat.core.rooms import check_room
@@ -17,7 +18,7 @@ from webchat.text import ChatError, clean_text
 
 __all__ = ["COMMANDS", "handle_input"]
 # Importing them fills the table.
-_HANDLER_MODULES = (chat, rooms)
+_HANDLER_MODULES = (chat, rooms, accounts, moderation)
 
 
 def handle_input(hub: Hub, session: Session, raw: str, room: str | None = None) -> None:

@@ -6,7 +6,7 @@ from webchat.commands.table import COMMANDS, Context, command, fits, post, usage
 from webchat.core.events import LOBBY, VIA_NAMES, Audience, Event
 from webchat.core.rooms import check_room
 from webchat.core.session import Session
-from webchat.text import ChatError
+from webchat.text import ChatError, nick_key
 
 HISTORY_DEFAULT = 20
 HISTORY_MAX = 200
@@ -33,13 +33,24 @@ def _help(ctx: Context, args: str) -> None:
     ctx.reply("system", "  A line that starts with // is sent as a message starting with /.")
 
 
-@command("nick", "/nick NEW", "change your nickname")
+@command("nick", "/nick NEW [PASSWORD]", "change your nickname (a registered one: its password)")
 def _nick(ctx: Context, args: str) -> None:
-    if not args:
+    nick, _, password = args.partition(" ")
+    if not nick:
         raise usage("nick")
-    if " " in args:
-        raise ChatError("nick_bad", "a nickname cannot contain spaces; usage: /nick NEW")
-    ctx.hub.people.rename(ctx.session, args)
+    session = ctx.session
+    if nick_key(nick) == session.key:  # a change of case: still the same nick, and owner
+        ctx.hub.people.rename(session, nick, session.account)
+        return
+    password = password.strip()
+    account = ctx.hub.logins.identify(nick, password or None, session.address)
+    if password and account is None:
+        raise ChatError(
+            "nick_bad",
+            "a nickname cannot contain spaces; usage: /nick NEW [PASSWORD] "
+            "(the password only for a registered nick)",
+        )
+    ctx.hub.people.rename(session, nick, account)
 
 
 @command("me", "/me ACTION", "say what you are doing, as '* nick ACTION'")
@@ -52,6 +63,8 @@ def _me(ctx: Context, args: str) -> None:
 def _send_private(ctx: Context, target: Session, text: str) -> None:
     fits(ctx, text)
     session = ctx.session
+    with ctx.hub.lock:
+        ctx.hub.moderation.check_post_locked(session, None)
     # /reply follows the person, not the name (the recipient's reply_to is set to the
     # sender's session id when this is delivered): it never reaches someone who picked
     # up the old nick.

@@ -17,6 +17,7 @@ from typing import Any
 # Types that get an id and belong to the shared order (and so to history).
 SEQUENCED = frozenset(
     {"message", "me", "private", "join", "leave", "nick", "away", "back", "enter", "exit", "topic"}
+    | {"kick", "ban", "unban", "mute", "unmute", "op", "deop"}  # moderation, in the room
 )
 # The room everyone is in from the start; its events look on TCP as they did before rooms.
 LOBBY = "#lobby"
@@ -27,6 +28,12 @@ VIA_NAMES = {"tcp": "terminal", "web": "browser", "udp": "datagrams"}
 def utc_now() -> str:
     """ISO 8601 UTC with milliseconds and a ``Z``, as the protocol promises."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def iso_time(unix: float) -> str:
+    """A unix time in the protocol's form (ISO 8601 UTC, milliseconds, ``Z``)."""
+    moment = datetime.fromtimestamp(unix, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,11 +154,40 @@ def _render_body(event: Event) -> str:
         return f"*** {nick} is away" + (f": {text}" if text else "")
     if kind == "back":
         return f"*** {nick} is back"
+    if kind in _MODERATION_LINES:
+        return _moderation_line(event, extra)
     if kind == "error":
         return f"*** error: {text}"
     if kind == "welcome":
         return f"*** Welcome, {nick}! {text}"
     return f"*** {text}"
+
+
+# How a moderation action reads; #lobby's kicks and bans are from the whole server.
+_MODERATION_LINES = {
+    "kick": "{nick} kicked {target}{where}",
+    "ban": "{nick} banned {target}{where} {span}",
+    "mute": "{nick} muted {target}{where} {span}",
+    "unban": "{nick} lifted the ban on {target}{where}",
+    "unmute": "{nick} lifted the mute on {target}{where}",
+    "op": "{nick} made {target} an operator",
+    "deop": "{nick} took operator status from {target}",
+}
+
+
+def _moderation_line(event: Event, extra: Mapping[str, Any]) -> str:
+    duration = extra.get("duration")
+    where = ""
+    if event.room == LOBBY:
+        where = " from the server" if event.type in ("kick", "ban") else " everywhere"
+        where = "" if event.type.startswith("un") else where
+    body = _MODERATION_LINES[event.type].format(
+        nick=event.nick or "",
+        target=extra.get("target", ""),
+        where=where,
+        span=f"for {duration}" if duration else "until lifted",
+    )
+    return f"*** {body}" + (f" ({event.text})" if event.text else "")
 
 
 @dataclass(slots=True)

@@ -18,6 +18,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from webchat.accounts.logins import Logins
+from webchat.accounts.sqlite import SqliteAccounts
 from webchat.bus import Bus, Outgoing
 from webchat.core.delivery import Delivery
 from webchat.core.events import (
@@ -29,6 +31,7 @@ from webchat.core.events import (
 )
 from webchat.core.limits import HubLimits
 from webchat.core.membership import Membership
+from webchat.core.moderation import Moderation
 from webchat.core.people import People
 from webchat.core.rooms import Rooms
 from webchat.core.roster import Claims, LocalClaims, Roster
@@ -49,6 +52,7 @@ class Hub:
         history: History,
         claims: Claims | None = None,
         first_session_id: int = 1,
+        logins: Logins | None = None,
     ) -> None:
         self.limits = limits
         self.bus = bus
@@ -60,6 +64,9 @@ class Hub:
         self.rooms = Rooms(limits)
         self.membership = Membership(self)
         self.people = People(self)
+        # Accounts and sanctions: in memory unless a store is given (a file, or Redis).
+        self.logins = logins or Logins(SqliteAccounts(":memory:"))
+        self.moderation = Moderation(self, self.logins.store, self.logins.operators)
         self.delivery = Delivery(
             self.lock,
             limits.outbox_max_events,
@@ -85,9 +92,15 @@ class Hub:
         transport: Transport,
         since: int | None = None,
         rooms: tuple[str, ...] = (),
+        *,
+        address: str = "",
+        account: str | None = None,
     ) -> Session:
-        """Admit a user to #lobby (and ``rooms``); raise ChatError if refused."""
-        return self.people.join(raw_nick, transport, since, rooms)
+        """Admit a user to #lobby (and ``rooms``); raise ChatError if refused.
+
+        ``account`` is the registered nick key the user proved (see accounts.Logins).
+        """
+        return self.people.join(raw_nick, transport, since, rooms, address, account)
 
     def start(self, session: Session) -> None:
         self.delivery.start(session)

@@ -46,6 +46,7 @@ class Membership:
         with hub.lock:
             if room not in session.rooms:
                 raise not_in_room(room)
+            hub.moderation.check_post_locked(session, room)
             session.last_active = time.monotonic()
             audience = Audience.room(room, session.id, echo=type_ != "message")
             event = Event(type_, session.nick, text, room=room)
@@ -60,6 +61,8 @@ class Membership:
         name = check_room(raw)
         hub = self.hub
         hub.require_bus()
+        if name not in session.rooms:
+            hub.moderation.check_ban(name, session.key, session.address)
         with hub.lock:
             if name in session.rooms:
                 session.active_room = name
@@ -143,6 +146,7 @@ class Membership:
             found = hub.rooms.get(room)
             if found is None or room not in session.rooms:
                 raise not_in_room(room)
+            hub.moderation.check_post_locked(session, room)
             found.topic, found.topic_by = text, session.nick
             hub.publish_locked(Event("topic", session.nick, text, room=room), Audience.room(room))
 
@@ -156,9 +160,10 @@ class Membership:
 
     def names(self, name: str) -> list[Presence]:
         room = self.room(name)
-        with self.hub.lock:
-            ids = [i for i in room.members if self.hub.roster.get(i) is not None]
-            return self.hub.roster.presence(ids)
+        hub = self.hub
+        with hub.lock:
+            ids = [i for i in room.members if hub.roster.get(i) is not None]
+            return hub.roster.presence(ids, lambda s: hub.moderation.may_moderate_locked(s, name))
 
     def listing(self) -> list[dict[str, object]]:
         with self.hub.lock:

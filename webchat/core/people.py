@@ -11,6 +11,7 @@ from typing import Any
 
 from webchat.bus import Outgoing
 from webchat.core.events import LOBBY, Audience, Event
+from webchat.core.moderation import ACTIONS
 from webchat.core.replay import join_replay
 from webchat.core.rooms import check_room
 from webchat.core.roster import Presence
@@ -30,29 +31,47 @@ class People:
         self.hub = hub
 
     def join(
-        self, raw_nick: str, transport: Transport, since: int | None, rooms: tuple[str, ...]
+        self,
+        raw_nick: str,
+        transport: Transport,
+        since: int | None,
+        rooms: tuple[str, ...],
+        address: str = "",
+        account: str | None = None,
     ) -> Session:
         """Admit a user to #lobby (and ``rooms``); raise ChatError if refused.
 
-        The nick is claimed first (in a cluster, in Redis, so two nodes cannot both
-        give it out). The session's writer first sends history (each room's last
-        events, or what it missed after ``since``) and the welcome, then everything
-        live.
+        A server ban refuses the join; a room's ban leaves that room out. The nick
+        is claimed first (in a cluster, in Redis, so two nodes cannot both give it
+        out). The session's writer first sends history (each room's last events, or
+        what it missed after ``since``) and the welcome, then everything live.
         """
         hub = self.hub
         nick = check_nick(raw_nick, hub.limits.max_nick_chars)
         key = nick_key(nick)
         wanted = list(dict.fromkeys([LOBBY, *(check_room(r) for r in rooms)]))
-        bucket = TokenBucket(hub.limits.rate_per_second, hub.limits.rate_burst)
         hub.require_bus()
+        hub.moderation.check_ban(LOBBY, key, address)
+        wanted = [LOBBY, *(r for r in wanted[1:] if not self._banned(r, key, address))]
+        bucket = TokenBucket(hub.limits.rate_per_second, hub.limits.rate_burst)
         with hub.lock:
             session_id = hub.roster.next_id()
+        session = Session(session_id, nick, key, transport, bucket, address, account)
+        if account is not None:
+            session.ignore_keys = hub.moderation.ignores(account)
         hub.claims.claim(key, nick, session_id)
         try:
-            return self._admit(Session(session_id, nick, key, transport, bucket), wanted, since)
+            return self._admit(session, wanted, since)
         except BaseException:
             hub.claims.release(key, session_id)
             raise
+
+    def _banned(self, room: str, key: str, address: str) -> bool:
+        try:
+            self.hub.moderation.check_ban(room, key, address)
+        except ChatError:
+            return True
+        return False
 
     def _admit(self, session: Session, wanted: list[str], since: int | None) -> Session:
         hub = self.hub
@@ -71,6 +90,9 @@ class People:
             seam = hub.delivery.released_id  # up to here from the log, the rest comes live
             welcome = welcome_packet(hub, session)
             hub.delivery.add_locked(session)
+            hub.moderation.arrived_locked(session)
+            for ignored in list(session.ignore_keys):
+                hub.moderation.ignore_locked(session, ignored, True)
             join = Event("join", nick, extra={"via": session.via})
             hub.publish_locked(join, session.near(), about=session)
             for name in wanted[1:]:
@@ -90,13 +112,17 @@ class People:
             audience = session.near()
             for name in session.rooms:
                 hub.rooms.exit(name, session.id)
+            hub.moderation.forget_locked(session)
+            if session.account is None:  # nobody else may inherit an unproven operator
+                hub.rooms.forget_operator(session.key)
             leave = Event("leave", session.nick, reason or None)
             hub.publish_locked(leave, audience, about=session)
             hub.fanout.close_locked(session, reason or "left", 1000)
         hub.claims.release(session.key, session.id)
         log.info("%s left (%s)", session.nick, reason or "no reason")
 
-    def rename(self, session: Session, raw_nick: str) -> None:
+    def rename(self, session: Session, raw_nick: str, account: str | None = None) -> None:
+        """Change nick; ``account`` is the new nick's key if its password was given."""
         hub = self.hub
         nick = check_nick(raw_nick, hub.limits.max_nick_chars)
         key = nick_key(nick)
@@ -107,7 +133,10 @@ class People:
             with hub.lock:
                 old, old_key = session.nick, session.key
                 hub.roster.rename(session, nick, key)
+                if key != old_key:  # a new nick is owned only if its password was given
+                    session.account = account
                 hub.rooms.rekey(list(session.rooms), session.id, old_key, session.key)
+                hub.moderation.arrived_locked(session)
                 event = Event("nick", old, extra={"new": nick})
                 hub.publish_locked(event, session.near(), about=session)
         except BaseException:
@@ -139,6 +168,8 @@ class People:
         hub = self.hub
         if item.remote and event.type == "topic" and (room := hub.rooms.get(event.room or "")):
             room.topic, room.topic_by = event.text or "", event.nick
+        if item.remote and event.type in ACTIONS:
+            hub.moderation.apply_locked(event)
         if not item.remote or item.user is None:
             return
         user = dict(item.user)
@@ -148,10 +179,13 @@ class People:
         if event.type == "leave":
             if known is not None:
                 hub.roster.release(known)
+                if known.account is None:
+                    hub.rooms.forget_operator(known.key)
             return
         mirrored = hub.roster.mirror(user)
         for name in mirrored.rooms:
             hub.rooms.enter(name, mirrored.id, mirrored.key)
+        hub.moderation.arrived_locked(mirrored)
 
     def mirror_all(self, users: list[dict[str, Any]]) -> None:
         """Who is on the other nodes when this one starts (a snapshot from the cluster)."""
@@ -179,8 +213,9 @@ class People:
             return self.hub.roster.get(session_id)
 
     def presence(self) -> list[Presence]:
+        """Everyone, with server operators marked."""
         with self.hub.lock:
-            return self.hub.roster.presence()
+            return self.hub.roster.presence(None, self.hub.moderation.is_server_operator)
 
     def count(self) -> int:
         with self.hub.lock:

@@ -125,13 +125,19 @@ class Rooms:
             room.empty_since = self._clock()
 
     def rekey(self, names: list[str], session_id: int, old_key: str, new_key: str) -> None:
-        """A member changed nick: membership and operator status follow the person."""
+        """A member changed nick: membership and operator status follow the person,
+        also in rooms they left (whoever takes the old nick next is not an operator)."""
         for name in names:
-            room = self._rooms[name]
-            room.members[session_id] = new_key
+            self._rooms[name].members[session_id] = new_key
+        for room in self._rooms.values():
             if old_key in room.operators:
                 room.operators.discard(old_key)
                 room.operators.add(new_key)
+
+    def forget_operator(self, key: str) -> None:
+        """Someone who never proved their nick left: their operator status goes with them."""
+        for room in self._rooms.values():
+            room.operators.discard(key)
 
     def check_topic(self, text: str) -> None:
         limit = self.limits.max_topic_chars

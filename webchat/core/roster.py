@@ -7,6 +7,7 @@ roster (nicks unique across nodes) replaces this one behind the same methods.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,9 +30,16 @@ class Presence:
     via: str
     idle: float
     away: str | None
+    op: bool = False  # may moderate: the room's (for /names) or the server's (for /who)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"nick": self.nick, "via": self.via, "idle": round(self.idle), "away": self.away}
+        return {
+            "nick": self.nick,
+            "via": self.via,
+            "idle": round(self.idle),
+            "away": self.away,
+            "op": self.op,
+        }
 
 
 class Claims(Protocol):
@@ -122,6 +130,7 @@ class Roster:
         elif session.key != state["key"]:
             self._by_key.pop(session.key, None)
         session.nick, session.key, session.away = state["nick"], state["key"], state["away"]
+        session.account, session.address = state.get("account"), state.get("address", "")
         session.rooms = dict.fromkeys(state["rooms"])
         self._by_key[session.key] = session
         self.refresh(session)
@@ -152,12 +161,17 @@ class Roster:
     def by_key(self, key: str) -> Session | None:
         return self._by_key.get(key)
 
-    def presence(self, ids: list[int] | None = None) -> list[Presence]:
-        """Everyone (or these session ids), sorted by nick."""
+    def presence(
+        self, ids: list[int] | None = None, is_op: Callable[[Session], bool] | None = None
+    ) -> list[Presence]:
+        """Everyone (or these session ids), sorted by nick; ``is_op`` marks operators."""
         now = time.monotonic()
         everyone = self.everyone() if ids is None else [self.get(i) for i in ids]
         chosen = [s for s in everyone if s is not None]
         return sorted(
-            (Presence(s.nick, s.via, now - s.last_active, s.away) for s in chosen),
+            (
+                Presence(s.nick, s.via, now - s.last_active, s.away, bool(is_op and is_op(s)))
+                for s in chosen
+            ),
             key=lambda p: p.nick.casefold(),
         )

@@ -9,7 +9,7 @@ may join, what a line means, how a session ends) happens here and in the hub.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from webchat.commands import handle_input
@@ -23,6 +23,9 @@ class JoinRequest:
     nick: str
     since: int | None = None
     rooms: tuple[str, ...] = ()
+    # Given up front by clients that cannot be asked (a WebSocket's join frame).
+    password: str | None = field(default=None, repr=False)
+    server_password: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,18 @@ class Connection(Protocol):
     def transport(self) -> Transport:
         """How the session's writer reaches this client."""
 
+    @property
+    def address(self) -> str:
+        """The client's IP address: per-address limits and bans use it."""
+
+    @property
+    def asks(self) -> bool:
+        """True if the client can be asked for a password at a prompt (TCP)."""
+
+    def ask(self, prompt: str) -> str | None:
+        """Show ``prompt`` and read one line, never echoed or logged; None if the client
+        went away (it was told why). May raise ChatError for a line it cannot take."""
+
     def read_join(self) -> JoinRequest | None:
         """The next attempt to join, or None when the client gave up (it was told why)."""
 
@@ -71,17 +86,14 @@ class Connection(Protocol):
         """The next line, a refusal to report, or None at the end of the stream."""
 
 
+SERVER_PASSWORD_PROMPT = "Server password: "
+
+
 def serve(hub: Hub, conn: Connection, close_grace: float) -> None:
     """Run one connection from its first byte to its goodbye."""
-    while True:
-        request = conn.read_join()
-        if request is None:
-            return
-        try:
-            session = hub.join(request.nick, conn.transport, request.since, request.rooms)
-            break
-        except ChatError as exc:
-            conn.refuse_join(exc)
+    session = admit(hub, conn)
+    if session is None:
+        return
     conn.joined(lambda: hub.wake(session))
     hub.start(session)
     reason = "connection closed"
@@ -101,3 +113,40 @@ def serve(hub: Hub, conn: Connection, close_grace: float) -> None:
     finally:
         hub.leave(session, session.close_reason if session.closing else reason)
         hub.wait_closed(session, close_grace)
+
+
+def admit(hub: Hub, conn: Connection) -> Session | None:
+    """Ask until the client joins or gives up: the server password first (if the
+    server has one), then a nick, then that nick's password if it is registered."""
+    logins = hub.logins
+    proven = logins.server_password_hash is None
+    while True:
+        try:
+            if not proven and conn.asks:
+                answer = conn.ask(SERVER_PASSWORD_PROMPT)
+                if answer is None:
+                    return None
+                logins.check_server_password(answer, conn.address)
+                proven = True
+            request = conn.read_join()
+            if request is None:
+                return None
+            if not proven:
+                logins.check_server_password(request.server_password, conn.address)
+                proven = True
+            password = request.password
+            if password is None and conn.asks and logins.registered(request.nick):
+                password = conn.ask(f"Password for {request.nick.strip()}: ")
+                if password is None:
+                    return None
+            account = logins.identify(request.nick, password, conn.address)
+            return hub.join(
+                request.nick,
+                conn.transport,
+                request.since,
+                request.rooms,
+                address=conn.address,
+                account=account,
+            )
+        except ChatError as exc:
+            conn.refuse_join(exc)

@@ -81,12 +81,22 @@ class Session:
         key: str,
         transport: Transport,
         bucket: TokenBucket | None = None,
+        address: str = "",
+        account: str | None = None,
     ):
         self.id = session_id
         self.nick = nick
         self.key = key
         self.transport = transport
         self.via = transport.kind
+        # Where the connection comes from (a ban covers it), and the registered nick key
+        # this user proved with its password (None: not identified).
+        self.address = address
+        self.account = account
+        # Whom this user ignores: nick keys (kept for an account), and the session ids
+        # holding them now, which the fan-out checks (replaced whole, never changed).
+        self.ignore_keys: set[str] = set()
+        self.ignored: frozenset[int] = frozenset()
         self.shows_own_input = transport.shows_own_input
         self.joined_at = time.monotonic()
         self.last_active = self.joined_at
@@ -131,6 +141,8 @@ class Session:
             "via": self.via,
             "away": self.away,
             "rooms": list(self.rooms),
+            "account": self.account,
+            "address": self.address,
         }
 
     def select(self, packets: list[Packet]) -> list[Packet]:
@@ -138,6 +150,7 @@ class Session:
         # The fan-out's inner loop (every packet, for every session): kept flat, with
         # the common cases (one room; nobody entering or leaving) tested first.
         me, receiving, shows_input = self.id, self.receiving, self.shows_own_input
+        ignored = self.ignored
         mine: list[Packet] = []
         for packet in packets:
             audience = packet.audience
@@ -152,8 +165,20 @@ class Session:
                     or me in audience.sessions
                     or not audience.rooms.isdisjoint(receiving)
                 )
-            if admitted and (audience.echo or not shows_input or audience.origin != me):
+            if (
+                admitted
+                and (audience.echo or not shows_input or audience.origin != me)
+                and (not ignored or not _ignores(ignored, packet))
+            ):
                 mine.append(packet)
             if packet.moves and packet.exits == me and packet.event.room is not None:
                 receiving.discard(packet.event.room)
         return mine
+
+
+# What /ignore stops: talk, not presence (a people list stays exact).
+IGNORABLE = frozenset({"message", "me", "private"})
+
+
+def _ignores(ignored: frozenset[int], packet: Packet) -> bool:
+    return packet.audience.origin in ignored and packet.event.type in IGNORABLE

@@ -21,6 +21,35 @@ from webchat.core.session import Session
 from webchat.history import History
 
 
+class Moderating(Protocol):
+    """What membership and people use of moderation (webchat.core.moderation)."""
+
+    def check_post_locked(self, session: Session, room: str | None) -> None:
+        """Raise ChatError ``muted`` if the user may not post there."""
+
+    def check_ban(self, scope: str, key: str, address: str) -> None:
+        """Raise ChatError ``banned`` while a ban holds; reads the store, so unlocked."""
+
+    def is_server_operator(self, session: Session) -> bool: ...
+
+    def may_moderate_locked(self, session: Session, room: str) -> bool: ...
+
+    def apply_locked(self, event: Event) -> None:
+        """Apply another node's moderation event here."""
+
+    def arrived_locked(self, person: Session) -> None:
+        """Someone now holds their nick key: start ignoring them where asked."""
+
+    def forget_locked(self, session: Session) -> None:
+        """A local session left: drop its ignore list from the index."""
+
+    def ignores(self, account: str) -> set[str]:
+        """An account's remembered ignore list, read from the store (unlocked)."""
+
+    def ignore_locked(self, session: Session, key: str, on: bool) -> None:
+        """Start or stop ignoring whoever holds ``key``."""
+
+
 class HubState(Protocol):
     lock: threading.Lock
     limits: HubLimits
@@ -30,6 +59,9 @@ class HubState(Protocol):
     rooms: Rooms
     delivery: Delivery
     fanout: Fanout
+
+    @property
+    def moderation(self) -> Moderating: ...
 
     def require_bus(self) -> None:
         """Raise ChatError ``unavailable`` while events cannot be sequenced."""

@@ -36,6 +36,9 @@ def welcome_packet(hub: HubState, session: Session) -> Packet:
         "users": users,
         "rooms": json.dumps(rooms, ensure_ascii=False, separators=(",", ":")).encode(),
         "active": json.dumps(session.active_room).encode(),
+        # Whether this user proved its registered nick, and may moderate the server.
+        "account": b"true" if session.account is not None else b"false",
+        "operator": b"true" if hub.moderation.is_server_operator(session) else b"false",
     }
     event = Event("welcome", session.nick, summary, ts=utc_now())
     return with_json_fields(event, fields, Audience.only(session.id))

@@ -135,11 +135,34 @@ class ChatRequestHandler(socketserver.StreamRequestHandler):
 class TcpConnection:
     """A TCP client's side of :func:`~webchat.core.serve.serve`: a prompt, then lines."""
 
+    asks = True  # a person at a terminal answers prompts
+
     def __init__(self, handler: ChatRequestHandler, reader: LineReader) -> None:
         self.handler = handler
         self.reader = reader
         self.transport = TcpTransport(handler.connection)
+        self.address = str(handler.client_address[0])
         self._mid_line = False
+
+    def ask(self, prompt: str) -> str | None:
+        """A password line: read like a nick line, and never written anywhere."""
+        handler, reader = self.handler, self.reader
+        try:
+            handler.wfile.write(prompt.encode())
+            line = reader.read()
+            if line is None:
+                return None
+            if isinstance(line, TooLong):
+                if not line.ended:
+                    reader.skip_to_line_end()
+                raise ChatError("password_too_long", f"that line is over {reader.limit} bytes")
+            return strip_telnet(line).decode("utf-8", "replace")
+        except TimeoutError:
+            timeout = handler.server.settings.nick_timeout
+            handler.say(f"no answer within {timeout:g} seconds; bye")
+        except OSError:
+            pass
+        return None
 
     def read_join(self) -> JoinRequest | None:
         handler, reader = self.handler, self.reader

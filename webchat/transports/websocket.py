@@ -219,10 +219,18 @@ class FrameReader:
 class WsConnection:
     """A browser's side of :func:`~webchat.core.serve.serve`: a join frame, then say frames."""
 
-    def __init__(self, reader: FrameReader, transport: WsTransport, nick_timeout: float) -> None:
+    asks = False  # passwords come in the join frame
+
+    def __init__(
+        self, reader: FrameReader, transport: WsTransport, nick_timeout: float, address: str
+    ) -> None:
         self.reader = reader
         self.transport = transport
         self.nick_timeout = nick_timeout
+        self.address = address
+
+    def ask(self, prompt: str) -> str | None:
+        return None
 
     def read_join(self) -> JoinRequest | None:
         deadline = time.monotonic() + self.nick_timeout
@@ -292,7 +300,11 @@ def join_request(frame: dict[str, Any] | ChatError) -> JoinRequest | ChatError:
     rooms = frame.get("rooms", [])
     if not isinstance(rooms, list) or not all(isinstance(r, str) for r in rooms):
         return ChatError("bad_frame", 'rooms must be a list of room names, like ["#dev"]')
-    return JoinRequest(clean_text(nick), since, tuple(rooms))
+    password, server_password = frame.get("password"), frame.get("server_password")
+    for name, value in (("password", password), ("server_password", server_password)):
+        if value is not None and not isinstance(value, str):
+            return ChatError("bad_frame", f"{name} must be a string")
+    return JoinRequest(clean_text(nick), since, tuple(rooms), password, server_password)
 
 
 def say_line(frame: dict[str, Any] | ChatError, nick: str) -> Line | Refusal:

@@ -172,7 +172,8 @@ def websocket(ws: Any) -> None:
                 )
             return
         try:
-            serve(hub, WsConnection(reader, transport, settings.nick_timeout), settings.close_grace)
+            conn = WsConnection(reader, transport, settings.nick_timeout, address)
+            serve(hub, conn, settings.close_grace)
         finally:
             limiter.release(address)
     finally:
