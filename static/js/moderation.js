@@ -30,7 +30,7 @@ export class Moderation {
       e.stopPropagation(); // the menu closes, not the panel around it
       this.toggle(null);
     });
-    document.addEventListener("click", (e) => {
+    document.addEventListener("pointerdown", (e) => { // a press elsewhere closes the menu
       if (this.open !== null && !e.composedPath().includes(list)) this.toggle(null, false);
     });
   }
