@@ -7,8 +7,11 @@ overrides. Everything a user sends passes through :func:`clean_text` (messages) 
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
+
+from confusable_homoglyphs.confusables import confusables_data
 
 # Telnet negotiation (RFC 854): IAC SB ... IAC SE, IAC + verb + option, IAC + command.
 _TELNET = re.compile(rb"\xff\xfa.*?\xff\xf0|\xff[\xfb-\xfe].|\xff[\xf0-\xfa]", re.DOTALL)
@@ -71,9 +74,39 @@ def clean_text(text: str) -> str:
 
 
 def nick_key(nick: str) -> str:
-    """The identity used for uniqueness: look-alikes map to the same key."""
+    """The identity used for uniqueness (and accounts): look-alikes map to the same key.
+
+    NFKC folds compatibility forms (fullwidth, ligatures), invisible characters are
+    dropped, case is folded, and a letter of another script that looks like a Latin
+    letter or digit is read as that one (Unicode's confusables, UTS #39): ``Alice``,
+    ``ａｌｉｃｅ`` and ``аlice`` (a Cyrillic a) are all ``alice``.
+    """
     folded = unicodedata.normalize("NFKC", nick).translate(_INVISIBLE).casefold()
-    return unicodedata.normalize("NFKC", folded)
+    folded = unicodedata.normalize("NFKC", folded)
+    return folded if folded.isascii() else folded.translate(_latin_look_alikes())
+
+
+@functools.cache
+def _latin_look_alikes() -> dict[int, str]:
+    """Non-ASCII characters that look like an ASCII letter or digit -> that character.
+
+    Built once, from the confusables data of ``confusable-homoglyphs`` (Unicode's
+    confusables.txt), on the first non-ASCII nick.
+    """
+    table: dict[int, str] = {}
+    for char, glyphs in confusables_data.items():
+        if len(char) != 1 or char.isascii():
+            continue
+        latin = [
+            g["c"] for g in glyphs if len(g["c"]) == 1 and g["c"].isascii() and g["c"].isalnum()
+        ]
+        if latin:
+            table[ord(char)] = min(latin, key=lambda c: (not c.islower(), c)).lower()
+    return table
+
+
+def _plain(char: str) -> bool:
+    return char.isascii() and char.isalnum()
 
 
 def check_nick(raw: str, max_chars: int) -> str:

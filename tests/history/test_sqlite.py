@@ -23,6 +23,15 @@ from webchat.history.sqlite import SqliteHistory as Store
 # ----- round trip ---------------------------------------------------------------------
 
 
+MODERATION: list[tuple[str, dict[str, str | None]]] = [
+    ("kick", {"target": "bob"}),
+    ("ban", {"target": "bob", "until": "2026-01-02T00:00:00.000Z", "duration": "1d"}),
+    ("unban", {"target": "bob"}),
+    ("mute", {"target": "bob", "until": None, "duration": None}),
+    ("unmute", {"target": "bob"}),
+    ("op", {"target": "bob"}),
+    ("deop", {"target": "bob"}),
+]
 EVERY_TYPE = [
     StoredEvent(Event("message", "alice", "hello, мир 👋", 1, "2026-01-01T00:00:01.000Z"), None),
     StoredEvent(Event("me", "alice", "waves", 2, "2026-01-01T00:00:02.000Z"), None),
@@ -50,17 +59,7 @@ EVERY_TYPE = [
             Event(kind, "al", "why", 16 + i, f"2026-01-01T00:00:{16 + i}.000Z", extra, "#dev"),
             None,
         )
-        for i, (kind, extra) in enumerate(
-            [
-                ("kick", {"target": "bob"}),
-                ("ban", {"target": "bob", "until": "2026-01-02T00:00:00.000Z", "duration": "1d"}),
-                ("unban", {"target": "bob"}),
-                ("mute", {"target": "bob", "until": None, "duration": None}),
-                ("unmute", {"target": "bob"}),
-                ("op", {"target": "bob"}),
-                ("deop", {"target": "bob"}),
-            ]
-        )
+        for i, (kind, extra) in enumerate(MODERATION)
     ),
 ]
 LAST = len(EVERY_TYPE)

@@ -48,9 +48,19 @@ def wait_until(
 class TcpClient:
     """A `nc`-like client: raw bytes out, CRLF lines in."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1", rcvbuf: int | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        host: str = "127.0.0.1",
+        rcvbuf: int | None = None,
+        source: str | None = None,
+    ) -> None:
+        """``source``: the local address to connect from (another 127.x.y.z is another user)."""
         if rcvbuf is None:
-            self.sock = socket.create_connection((host, port), timeout=DEFAULT_TIMEOUT)
+            origin = (source, 0) if source is not None else None
+            self.sock = socket.create_connection(
+                (host, port), timeout=DEFAULT_TIMEOUT, source_address=origin
+            )
         else:  # a small receive window, set before connecting so the handshake announces it
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
