@@ -57,7 +57,10 @@ class Moderation:
     # ----- who may act ------------------------------------------------------------
 
     def is_server_operator(self, session: Session) -> bool:
-        return session.account is not None and session.account in self.operators
+        return self.is_operator_account(session.account)
+
+    def is_operator_account(self, account: str | None) -> bool:
+        return account is not None and account in self.operators
 
     def may_moderate_locked(self, session: Session, room: str) -> bool:
         if self.is_server_operator(session):
