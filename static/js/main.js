@@ -127,7 +127,7 @@ function arrived(ev, item) {
 }
 
 // The log an event goes to: a room's event to its room, anything else to the room in front.
-const ROOMLESS = new Set(["names", "rooms", "users", "error", "private"]);
+const ROOMLESS = new Set(["names", "rooms", "users", "bans", "error", "private"]);
 const viewFor = (ev) => (ROOMLESS.has(ev.type) ? rooms.view : rooms.viewFor(ev));
 
 // The page words a replay's notice itself ("times in UTC" does not hold here: it shows local times).
@@ -255,7 +255,7 @@ const conn = new Connection({
     view ??= viewFor(shown);
     const item = view.show(shown);
     view.followIfPinned();
-    if (["error", "users", "names", "rooms"].includes(ev.type)) return ev.text; // answers
+    if (ROOMLESS.has(ev.type) && ev.type !== "private") return ev.text; // answers
     if (!me.is(ev.target)) return arrived(ev, item);
     // Moderation of us: said aloud, and out of the lobby means out of the chat.
     const told = item?.querySelector(".body").textContent ?? "";
