@@ -62,6 +62,8 @@ def test_bans_mutes_and_kicks_hold_on_every_node(cluster: Cluster) -> None:
 
     # The server operator on node a bans someone on node b from the server.
     troll = cluster.tcp(b, "troll")
+    # Node a must know troll (and so the address troll came from) before the ban.
+    boss.expect(lambda e: e.get("type") == "join" and e.get("nick") == "troll", TIMEOUT)
     boss.say("/ban troll 1h")
     boss.expect("ban", TIMEOUT)
     assert b"banned by boss" in troll.read_until_closed(TIMEOUT)

@@ -95,7 +95,13 @@ class Moderation:
             raise ChatError("muted", f"you are muted {where} {end}")
 
     def check_ban(self, scope: str, key: str, address: str) -> None:
-        """Raise ChatError banned while a ban on this key or address holds in ``scope``."""
+        """Raise ChatError banned while a ban on this key or address holds in ``scope``.
+
+        A store that never opened (an unwritable file) holds no bans: the chat goes
+        on without accounts, as it does without history.
+        """
+        if self.store.error is not None:
+            return
         ban = self.store.banned(scope, key, address, time.time())
         if ban is not None:
             where = "this server" if scope == LOBBY else scope

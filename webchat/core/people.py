@@ -68,6 +68,12 @@ class People:
             hub.claims.release(key, session_id)
             raise
 
+    def _joined(self, session: Session) -> dict[str, Any]:
+        """A join's fields: how they came, and whether they are a server operator."""
+        if self.hub.moderation.is_server_operator(session):
+            return {"via": session.via, "op": True}
+        return {"via": session.via}
+
     def _banned(self, room: str, key: str, address: str) -> bool:
         try:
             self.hub.moderation.check_ban(room, key, address)
@@ -95,7 +101,7 @@ class People:
             hub.moderation.arrived_locked(session)
             for ignored in list(session.ignore_keys):
                 hub.moderation.ignore_locked(session, ignored, True)
-            join = Event("join", nick, extra={"via": session.via})
+            join = Event("join", nick, extra=self._joined(session))
             hub.publish_locked(join, session.near(), about=session)
             for name in wanted[1:]:
                 enter = Event("enter", nick, room=name)
