@@ -24,6 +24,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 import pytest
@@ -31,10 +32,12 @@ import pytest
 from tests.support.chat import RunningChat, start_chat
 from tests.support.clients import TcpClient, WsClient, assert_no_tracebacks, wait_until
 from webchat.commands.table import COMMANDS, Command
+from webchat.text import nick_key
 
 # The event types that belong to the shared order and so carry an id (docs/PROTOCOL.md).
 SEQUENCED = frozenset(
     {"message", "me", "private", "join", "leave", "nick", "away", "back", "enter", "exit", "topic"}
+    | {"kick", "ban", "unban", "mute", "unmute", "op", "deop"}  # moderation, in the room
 )
 SYNC_NICK = "~sync"  # not a valid nick, so no user can be confused with the marker
 HOW = {"tcp": "terminal", "web": "browser"}
@@ -51,7 +54,8 @@ class Sees:
     must equal ``line`` and the JSON, without ``id`` and ``ts``, must equal
     ``fields``. Without it, it is a notice for one person (``error``, ``system``,
     ``users``): its text must hold every string in ``has`` (and the JSON must have
-    ``code``, when given). ``{alice}``, ``{bob}`` and ``{carol}`` in the strings stand
+    ``code``, when given; with ``room``, the TCP line starts ``[ROOM] `` and the JSON
+    names the room). ``{alice}``, ``{bob}`` and ``{carol}`` in the strings stand
     for how that person is connected: ``terminal`` or ``browser``.
     """
 
@@ -61,6 +65,7 @@ class Sees:
     has: tuple[str, ...] = ()
     code: str | None = None
     no_tcp_echo: bool = False  # a plain message: a TCP typist is not sent it back
+    room: str | None = None  # a notice about a room other than #lobby
 
     def __str__(self) -> str:
         if self.line is not None:
@@ -76,8 +81,30 @@ def ev(type_: str, line: str, *, no_tcp_echo: bool = False, **fields: Any) -> Se
     return Sees(type_, line, {"type": type_, **fields}, no_tcp_echo=no_tcp_echo)
 
 
-def note(type_: str, *has: str, code: str | None = None) -> Sees:
-    return Sees(type_, has=has, code=code)
+class FromNow:
+    """Stands in a row's fields for an ISO 8601 UTC time about ``seconds`` from now
+    (a ban's or a mute's ``until``): equal to any such string, within a minute."""
+
+    def __init__(self, seconds: int) -> None:
+        self.seconds = seconds
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, str) or not other.endswith("Z"):
+            return False
+        try:
+            moment = datetime.fromisoformat(other.removesuffix("Z") + "+00:00").timestamp()
+        except ValueError:
+            return False
+        return abs(moment - (time.time() + self.seconds)) < 60
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<an ISO time {self.seconds} s from now>"
+
+
+def note(type_: str, *has: str, code: str | None = None, room: str | None = None) -> Sees:
+    return Sees(type_, has=has, code=code, room=room)
 
 
 def error(*has: str, code: str | None = None) -> Sees:
@@ -141,6 +168,10 @@ class TcpChatter:
             return False
         if want.line is not None:
             return got == fill(want.line, how)
+        if want.room is not None:
+            if not got.startswith(f"[{want.room}] "):
+                return False
+            got = got.removeprefix(f"[{want.room}] ")
         prefix = "*** error: " if want.type == "error" else "*** "
         if not got.startswith(prefix) or (want.type != "error" and got.startswith("*** error:")):
             return False
@@ -195,6 +226,8 @@ class WsChatter:
                 k: fill(v, how) if isinstance(v, str) else v for k, v in want.fields.items()
             }
         if want.code is not None and got.get("code") != want.code:
+            return False
+        if want.room is not None and got.get("room") != want.room:
             return False
         text = got.get("text")
         return isinstance(text, str) and all(fill(h, how) in text for h in want.has)
@@ -296,9 +329,31 @@ def no_tracebacks(caplog, capfd):
 
 @pytest.fixture(scope="module")
 def shared_chat() -> Iterator[RunningChat]:
-    chat, stop = start_chat()
+    # Empty rooms are forgotten at once (so whoever makes #dev in a test is its
+    # operator), and wrong passwords are not held back (the rows that give one run
+    # four times each, from one address); the guard has tests of its own.
+    chat, stop = start_chat(room_expiry=0, login_failures=0)
     yield chat
     stop()
+
+
+# Every nick a row registers, or may leave an ignore list or a sanction under.
+NICKS = ("alice", "bob", "carol", "alicia", "robert", "nobody")
+
+
+def forget_the_test(chat: RunningChat) -> None:
+    """What a test leaves on the shared server besides its people: accounts, bans,
+    mutes (stored, and in force in the hub) and the rooms it made."""
+    hub, store = chat.runtime.hub, chat.runtime.accounts
+    for sanction in store.sanctions(time.time()):
+        store.remove_sanction(sanction.kind, sanction.scope, sanction.key)
+        with hub.lock:
+            hub.moderation.mutes.lift(sanction.scope, sanction.key)
+    for nick in NICKS:
+        store.delete(nick_key(nick))
+    with hub.lock:
+        hub.rooms.expire()
+        assert [r.name for r in hub.rooms.listing()] == ["#lobby"]
 
 
 @pytest.fixture
@@ -309,6 +364,7 @@ def room(shared_chat: RunningChat) -> Iterator[Room]:
     yield room
     room.close()
     wait_until(lambda: hub.people.count() == 0, what="everyone of this test to leave")
+    forget_the_test(shared_chat)
 
 
 VIA_PAIRS = [
@@ -356,18 +412,20 @@ def case(
     *,
     typist: Sequence[Sees] = (),
     everyone: Sequence[Sees] = (),
+    pair: Sequence[Sees] = (),
     others: Sequence[Sees] = (),
     peer: Sequence[Sees] = (),
     bystander: Sequence[Sees] = (),
     before: Sequence[tuple[str, str]] = (),
     bye: Bye | None = None,
 ) -> Case:
-    """``everyone``: all three; ``others``: bob and carol; ``peer``, ``bystander``: one."""
+    """``everyone``: all three; ``pair``: alice and bob (in most moderation rows, the two
+    in #dev); ``others``: bob and carol; ``peer``, ``bystander``: one of them."""
     return Case(
         id,
         typed,
-        typist=(*typist, *everyone),
-        peer=(*peer, *others, *everyone),
+        typist=(*typist, *pair, *everyone),
+        peer=(*peer, *pair, *others, *everyone),
         bystander=(*bystander, *others, *everyone),
         before=tuple(before),
         bye=bye,
@@ -413,6 +471,48 @@ def message(nick: str, text: str, *, no_tcp_echo: bool = False) -> Sees:
 def said(text: str) -> Sees:
     """A plain message from alice: everyone sees it, but a TCP typist gets no echo."""
     return message("alice", text, no_tcp_echo=True)
+
+
+def acted(
+    type_: str,
+    line: str,
+    *,
+    target: str,
+    reason: str | None = None,
+    room: str = "#dev",
+    **extra: Any,
+) -> Sees:
+    """A moderation event: alice acted on ``target`` in ``room`` (#dev unless said)."""
+    if reason is not None:
+        extra["text"] = reason
+    return ev(type_, line, nick="alice", room=room, target=target, **extra)
+
+
+def sanctioned(
+    type_: str, line: str, *, target: str, reason: str | None = None, lasts: str | None = None
+) -> Sees:
+    """A ban or a mute for ``lasts`` ("10m"; None: until lifted)."""
+    until = FromNow(int(lasts[:-1]) * UNIT[lasts[-1]]) if lasts else None
+    return acted(type_, line, target=target, reason=reason, until=until, duration=lasts)
+
+
+UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def in_dev(nick: str, text: str, *, no_tcp_echo: bool = False) -> Sees:
+    """A message in #dev."""
+    line = f"[#dev] {nick}: {text}"
+    return ev("message", line, nick=nick, text=text, room="#dev", no_tcp_echo=no_tcp_echo)
+
+
+# Who made #dev, and so is its operator: alice, or bob (then alice is not one there).
+# carol stays in #lobby: she must see nothing of what happens in #dev.
+ALICES_DEV = (("alice", "/join #dev"), ("bob", "/join #dev"))
+BOBS_DEV = (("bob", "/join #dev"), ("alice", "/join #dev"))
+PASSWORD = "s3cret-pass"
+REGISTERED = (("alice", f"/register {PASSWORD}"),)
+ONLY_SERVER_OPERATORS = ("only server operators may do that",)
+NOT_REGISTERED = ("your nickname is not registered", "/register PASSWORD")
 
 
 NICK_TAKEN = ("already taken",)
@@ -668,6 +768,547 @@ CASES: list[Case] = [
     # What the code does today: only a line whose first character is "/" is a command, so
     # leading spaces make it a message. (An open question for the protocol, not a rule yet.)
     case("leading-spaces-make-a-message", "  /me waves", everyone=[said("  /me waves")]),
+    # /register, /password, /unregister (each hash takes a while: few rows register)
+    case(
+        "register-your-nick",
+        f"/register {PASSWORD}",
+        typist=[note("system", "alice is registered to you", code="registered")],
+    ),
+    case(
+        "register-twice",
+        "/register 0ther-pass",
+        before=REGISTERED,
+        typist=[error("alice is already registered", code="already_registered")],
+    ),
+    case(
+        "register-too-short",
+        "/register seven77",
+        typist=[error("at least 8 characters", code="password_too_short")],
+    ),
+    case(
+        "register-too-long-in-bytes",
+        "/register " + "é" * 513,  # 513 characters, 1026 bytes
+        typist=[error("at most 1024 bytes", code="password_too_long")],
+    ),
+    case(
+        "register-with-a-space",
+        "/register two words",
+        typist=[error("cannot contain spaces", code="password_invalid")],
+    ),
+    case(
+        "password-changes-it",
+        f"/password {PASSWORD} n3w-s3cret",
+        before=REGISTERED,
+        typist=[note("system", "Your password is changed", code="password_changed")],
+    ),
+    case(
+        "password-wrong-old-one",
+        "/password wr0ng-pass n3w-s3cret",
+        before=REGISTERED,
+        typist=[error("wrong password for alice", code="wrong_password")],
+    ),
+    case(
+        "password-new-one-too-short",
+        f"/password {PASSWORD} short",
+        before=REGISTERED,
+        typist=[error("at least 8 characters", code="password_too_short")],
+    ),
+    case(
+        "password-not-registered",
+        f"/password {PASSWORD} n3w-s3cret",
+        typist=[error(*NOT_REGISTERED, code="not_registered")],
+    ),
+    case(
+        "password-one-word",
+        f"/password {PASSWORD}",
+        typist=[error("usage: /password OLD NEW", code="usage")],
+    ),
+    case(
+        "unregister-gives-the-nick-back",
+        f"/unregister {PASSWORD}",
+        before=REGISTERED,
+        typist=[note("system", "alice is no longer registered", code="unregistered")],
+    ),
+    case(
+        "unregister-wrong-password",
+        "/unregister wr0ng-pass",
+        before=REGISTERED,
+        typist=[error("wrong password for alice", code="wrong_password")],
+    ),
+    case(
+        "unregister-not-registered",
+        f"/unregister {PASSWORD}",
+        typist=[error(*NOT_REGISTERED, code="not_registered")],
+    ),
+    case(
+        "nick-registered-needs-its-password",
+        "/nick bob",
+        before=[("bob", f"/register {PASSWORD}"), ("bob", "/nick robert")],
+        typist=[error("bob is registered", "password is needed", code="password_required")],
+    ),
+    # /ignore, /unignore: nobody is told; joins, leaves, renames and away still arrive
+    case(
+        "ignore-someone",
+        "/ignore bob",
+        typist=[note("system", "You ignore bob", "/unignore bob", code="ignored")],
+    ),
+    case(
+        "ignore-lists-whom",
+        "/ignore",
+        before=[("alice", "/ignore bob"), ("alice", "/ignore Carol")],
+        typist=[note("system", "You ignore: bob, carol", code="ignoring")],
+    ),
+    case("ignore-lists-nobody", "/ignore", typist=[note("system", "You ignore: nobody")]),
+    case("ignore-yourself", "/ignore ALICE", typist=[error("that is you", code="self")]),
+    case(
+        "ignore-two-nicks",
+        "/ignore bob carol",
+        typist=[error("usage: /ignore [NICK]", code="usage")],
+    ),
+    case(
+        "ignored-messages-do-not-arrive",
+        "hello",
+        before=[("bob", "/ignore alice")],
+        typist=[said("hello")],
+        bystander=[said("hello")],
+    ),
+    case(
+        "ignored-actions-do-not-arrive",
+        "/me waves",
+        before=[("bob", "/ignore alice")],
+        typist=[ev("me", "* alice waves", nick="alice", text="waves")],
+        bystander=[ev("me", "* alice waves", nick="alice", text="waves")],
+    ),
+    case(
+        "ignored-private-messages-do-not-arrive",
+        "/msg bob psst",
+        before=[("bob", "/ignore alice")],
+        typist=[private("alice", "bob", "psst")],
+    ),
+    case(
+        "ignored-away-still-arrives",
+        "/away lunch",
+        before=[("bob", "/ignore alice")],
+        everyone=[ev("away", "*** alice is away: lunch", nick="alice", text="lunch")],
+    ),
+    case(
+        "ignored-follows-a-rename",
+        "hello",
+        before=[("bob", "/ignore alice"), ("alice", "/nick alicia")],
+        typist=[message("alicia", "hello", no_tcp_echo=True)],
+        bystander=[message("alicia", "hello")],
+    ),
+    case(
+        "unignore-someone",
+        "/unignore bob",
+        before=[("alice", "/ignore bob")],
+        typist=[note("system", "You hear bob again", code="unignored")],
+    ),
+    case(
+        "unignored-messages-arrive-again",
+        "hello",
+        before=[("bob", "/ignore alice"), ("bob", "/unignore ALICE")],
+        everyone=[said("hello")],
+    ),
+    case(
+        "unignore-not-ignored",
+        "/unignore bob",
+        typist=[error("you do not ignore bob", code="not_ignored")],
+    ),
+    case(
+        "unignore-two-nicks",
+        "/unignore bob carol",
+        typist=[error("usage: /unignore NICK", code="usage")],
+    ),
+    # /op, /deop: whoever makes a room is its operator; #lobby's are the server's
+    case(
+        "op-someone-in-your-room",
+        "/op bob",
+        before=ALICES_DEV,
+        pair=[acted("op", "[#dev] *** alice made bob an operator", target="bob")],
+    ),
+    case(
+        "op-shares-the-power",
+        "/kick carol",
+        before=[*BOBS_DEV, ("carol", "/join #dev"), ("bob", "/op alice")],
+        everyone=[acted("kick", "[#dev] *** alice kicked carol", target="carol")],
+    ),
+    case(
+        "op-already-an-operator",
+        "/op bob",
+        before=[*ALICES_DEV, ("alice", "/op bob")],
+        typist=[error("bob is already an operator of #dev", code="no_change")],
+    ),
+    case(
+        "op-someone-not-in-the-room",
+        "/op carol",
+        before=ALICES_DEV,
+        typist=[error("carol is not in #dev", code="not_in_room")],
+    ),
+    case(
+        "op-someone-offline",
+        "/op nobody",
+        before=ALICES_DEV,
+        typist=[error("nobody is not in #dev", code="not_in_room")],
+    ),
+    case(
+        "op-in-someone-elses-room",
+        "/op carol",
+        before=BOBS_DEV,
+        typist=[error("only operators of #dev may do that", code="not_operator")],
+    ),
+    case(
+        "op-in-the-lobby",
+        "/op bob",
+        typist=[error("#lobby is the whole server", "--operators", code="not_operator")],
+    ),
+    case("op-yourself", "/op alice", before=ALICES_DEV, typist=[error("that is you", code="self")]),
+    case("op-two-nicks", "/op bob carol", typist=[error("usage: /op NICK", code="usage")]),
+    case(
+        "deop-takes-it-back",
+        "/deop bob",
+        before=[*ALICES_DEV, ("alice", "/op bob")],
+        pair=[acted("deop", "[#dev] *** alice took operator status from bob", target="bob")],
+    ),
+    case(
+        "deop-takes-the-power",
+        "/kick bob",
+        before=[*BOBS_DEV, ("bob", "/op alice"), ("bob", "/deop alice")],
+        typist=[error("only operators of #dev may do that", code="not_operator")],
+    ),
+    case(
+        "deop-not-an-operator",
+        "/deop bob",
+        before=ALICES_DEV,
+        typist=[error("bob is not an operator of #dev", code="no_change")],
+    ),
+    case(
+        "deop-someone-not-in-the-room",
+        "/deop carol",
+        before=ALICES_DEV,
+        typist=[error("carol is not in #dev", code="not_in_room")],
+    ),
+    case(
+        "deop-in-someone-elses-room",
+        "/deop bob",
+        before=BOBS_DEV,
+        typist=[error("only operators of #dev may do that", code="not_operator")],
+    ),
+    case(
+        "deop-in-the-lobby",
+        "/deop bob",
+        typist=[error("#lobby is the whole server", code="not_operator")],
+    ),
+    case(
+        "deop-yourself",
+        "/deop alice",
+        before=ALICES_DEV,
+        typist=[error("that is you", code="self")],
+    ),
+    case("deop-two-nicks", "/deop bob carol", typist=[error("usage: /deop NICK", code="usage")]),
+    # /kick
+    case(
+        "kick-from-your-room",
+        "/kick bob spamming links",
+        before=ALICES_DEV,
+        pair=[
+            acted(
+                "kick",
+                "[#dev] *** alice kicked bob (spamming links)",
+                target="bob",
+                reason="spamming links",
+            )
+        ],
+    ),
+    case(
+        "kick-without-a-reason",
+        "/kick BOB",
+        before=ALICES_DEV,
+        pair=[acted("kick", "[#dev] *** alice kicked bob", target="bob")],
+    ),
+    case(
+        "kicked-talks-in-the-lobby-again",
+        "hello",
+        before=[*BOBS_DEV, ("bob", "/kick alice")],
+        everyone=[said("hello")],
+    ),
+    case(
+        "kick-someone-not-in-the-room",
+        "/kick carol",
+        before=ALICES_DEV,
+        typist=[error("carol is not in #dev", code="not_in_room")],
+    ),
+    case(
+        "kick-someone-offline",
+        "/kick nobody",
+        before=ALICES_DEV,
+        typist=[error("no one called nobody is online", code="no_such_nick")],
+    ),
+    case(
+        "kick-in-someone-elses-room",
+        "/kick bob",
+        before=BOBS_DEV,
+        typist=[error("only operators of #dev may do that", code="not_operator")],
+    ),
+    case(
+        "kick-in-the-lobby",
+        "/kick bob",
+        typist=[error(*ONLY_SERVER_OPERATORS, code="not_operator")],
+    ),
+    case("kick-yourself", "/kick alice", typist=[error("that is you", code="self")]),
+    # /mute, /unmute
+    case(
+        "mute-for-a-time",
+        "/mute bob 10m calm down",
+        before=ALICES_DEV,
+        pair=[
+            sanctioned(
+                "mute",
+                "[#dev] *** alice muted bob for 10m (calm down)",
+                target="bob",
+                reason="calm down",
+                lasts="10m",
+            )
+        ],
+    ),
+    case(
+        "mute-until-lifted",
+        "/mute bob",
+        before=ALICES_DEV,
+        pair=[sanctioned("mute", "[#dev] *** alice muted bob until lifted", target="bob")],
+    ),
+    case(
+        "mute-a-reason-without-a-duration",
+        "/mute bob being rude",
+        before=ALICES_DEV,
+        pair=[
+            sanctioned(
+                "mute",
+                "[#dev] *** alice muted bob until lifted (being rude)",
+                target="bob",
+                reason="being rude",
+            )
+        ],
+    ),
+    case(
+        "mute-zero-seconds",
+        "/mute bob 0s",
+        before=ALICES_DEV,
+        typist=[error("'0s' is not a duration", code="bad_duration")],
+    ),
+    case(
+        "mute-too-long",
+        "/mute bob 3651d",
+        before=ALICES_DEV,
+        typist=[error("'3651d' is not a duration", "3650d", code="bad_duration")],
+    ),
+    case(
+        "mute-in-someone-elses-room",
+        "/mute bob 10m",
+        before=BOBS_DEV,
+        typist=[error("only operators of #dev may do that", code="not_operator")],
+    ),
+    case(
+        "mute-in-the-lobby",
+        "/mute bob",
+        typist=[error(*ONLY_SERVER_OPERATORS, code="not_operator")],
+    ),
+    case("mute-yourself", "/mute Alice 10m", typist=[error("that is you", code="self")]),
+    case(
+        "muted-may-not-post",
+        "hello",
+        before=[*BOBS_DEV, ("bob", "/mute alice 10m")],
+        typist=[error("you are muted in #dev until 20", code="muted")],
+    ),
+    case(
+        "muted-until-lifted-may-not-post",
+        "hello",
+        before=[*BOBS_DEV, ("bob", "/mute alice")],
+        typist=[error("you are muted in #dev until an operator lifts it", code="muted")],
+    ),
+    case(
+        "muted-may-not-act",
+        "/me waves",
+        before=[*BOBS_DEV, ("bob", "/mute alice")],
+        typist=[error("you are muted in #dev", code="muted")],
+    ),
+    case(
+        "muted-may-not-set-the-topic",
+        "/topic mine now",
+        before=[*BOBS_DEV, ("bob", "/mute alice")],
+        typist=[error("you are muted in #dev", code="muted")],
+    ),
+    case(
+        "muted-in-a-room-may-talk-in-the-lobby",
+        "/msg #lobby hi all",
+        before=[*BOBS_DEV, ("bob", "/mute alice")],
+        everyone=[said("hi all")],
+    ),
+    case(
+        "muted-in-a-room-may-talk-privately",
+        "/msg bob why?",
+        before=[*BOBS_DEV, ("bob", "/mute alice")],
+        pair=[private("alice", "bob", "why?")],
+    ),
+    case(
+        "muted-under-a-new-nick-is-still-muted",
+        "still here",
+        before=[*BOBS_DEV, ("bob", "/mute alice 10m"), ("alice", "/nick alicia")],
+        typist=[error("you are muted in #dev", code="muted")],
+    ),
+    case(
+        "unmute-lets-them-post",
+        "/unmute bob",
+        before=[*ALICES_DEV, ("alice", "/mute bob")],
+        pair=[acted("unmute", "[#dev] *** alice lifted the mute on bob", target="bob")],
+    ),
+    case(
+        "unmuted-may-post-again",
+        "back again",
+        before=[*BOBS_DEV, ("bob", "/mute alice"), ("bob", "/unmute alice")],
+        typist=[in_dev("alice", "back again", no_tcp_echo=True)],
+        peer=[in_dev("alice", "back again")],
+    ),
+    case(
+        "unmute-not-muted",
+        "/unmute bob",
+        before=ALICES_DEV,
+        typist=[error("bob is not muted in #dev", code="not_muted")],
+    ),
+    case(
+        "unmute-in-someone-elses-room",
+        "/unmute bob",
+        before=BOBS_DEV,
+        typist=[error("only operators of #dev may do that", code="not_operator")],
+    ),
+    case(
+        "unmute-in-the-lobby",
+        "/unmute bob",
+        typist=[error(*ONLY_SERVER_OPERATORS, code="not_operator")],
+    ),
+    case("unmute-yourself", "/unmute alice", typist=[error("that is you", code="self")]),
+    case(
+        "unmute-two-nicks",
+        "/unmute bob carol",
+        typist=[error("usage: /unmute NICK", code="usage")],
+    ),
+    # /ban, /unban, /bans
+    case(
+        "ban-for-a-time",
+        "/ban bob 2h flooding",
+        before=ALICES_DEV,
+        pair=[
+            sanctioned(
+                "ban",
+                "[#dev] *** alice banned bob for 2h (flooding)",
+                target="bob",
+                reason="flooding",
+                lasts="2h",
+            )
+        ],
+    ),
+    case(
+        "ban-until-lifted",
+        "/ban bob",
+        before=ALICES_DEV,
+        pair=[sanctioned("ban", "[#dev] *** alice banned bob until lifted", target="bob")],
+    ),
+    case(
+        "ban-a-word-is-a-reason",
+        "/ban bob forever",
+        before=ALICES_DEV,
+        pair=[
+            sanctioned(
+                "ban",
+                "[#dev] *** alice banned bob until lifted (forever)",
+                target="bob",
+                reason="forever",
+            )
+        ],
+    ),
+    case(
+        "ban-someone-not-in-the-room",
+        "/ban carol 30s",
+        before=ALICES_DEV,
+        pair=[
+            sanctioned("ban", "[#dev] *** alice banned carol for 30s", target="carol", lasts="30s")
+        ],
+    ),
+    case(
+        "ban-bad-duration",
+        "/ban bob 5y spam",
+        before=ALICES_DEV,
+        typist=[error("'5y' is not a duration", code="bad_duration")],
+    ),
+    case(
+        "ban-in-someone-elses-room",
+        "/ban bob",
+        before=BOBS_DEV,
+        typist=[error("only operators of #dev may do that", code="not_operator")],
+    ),
+    case(
+        "ban-in-the-lobby",
+        "/ban bob 1h",
+        typist=[error(*ONLY_SERVER_OPERATORS, code="not_operator")],
+    ),
+    case("ban-yourself", "/ban alice", typist=[error("that is you", code="self")]),
+    case(
+        "banned-may-not-come-back",
+        "/join #dev",
+        before=[*BOBS_DEV, ("bob", "/ban alice 1h go away")],
+        typist=[error("you are banned from #dev until 20", "(go away)", code="banned")],
+    ),
+    case(
+        "unban-lifts-it",
+        "/unban bob",
+        before=[*ALICES_DEV, ("alice", "/ban bob")],
+        typist=[acted("unban", "[#dev] *** alice lifted the ban on bob", target="bob")],
+    ),
+    case(
+        "unban-not-banned",
+        "/unban bob",
+        before=ALICES_DEV,
+        typist=[error("bob is not banned in #dev", code="not_banned")],
+    ),
+    case(
+        "unban-in-someone-elses-room",
+        "/unban carol",
+        before=BOBS_DEV,
+        typist=[error("only operators of #dev may do that", code="not_operator")],
+    ),
+    case(
+        "unban-in-the-lobby",
+        "/unban bob",
+        typist=[error(*ONLY_SERVER_OPERATORS, code="not_operator")],
+    ),
+    case("unban-yourself", "/unban alice", typist=[error("that is you", code="self")]),
+    case("unban-two-nicks", "/unban bob carol", typist=[error("usage: /unban NICK", code="usage")]),
+    case(
+        "bans-lists-bans-and-mutes",
+        "/bans",
+        before=[*ALICES_DEV, ("alice", "/ban bob 2h flooding"), ("alice", "/mute carol")],
+        typist=[
+            note(
+                "bans",
+                "In #dev: bans: bob (by alice, until 20",
+                "; mutes: carol (by alice, until lifted)",
+                room="#dev",
+            )
+        ],
+    ),
+    case(
+        "bans-none",
+        "/bans",
+        before=ALICES_DEV,
+        typist=[note("bans", "In #dev: bans: none; mutes: none", room="#dev")],
+    ),
+    case(
+        "bans-in-someone-elses-room",
+        "/bans",
+        before=BOBS_DEV,
+        typist=[error("only operators of #dev may do that", code="not_operator")],
+    ),
+    case("bans-in-the-lobby", "/bans", typist=[error(*ONLY_SERVER_OPERATORS, code="not_operator")]),
     # Every command that needs arguments, typed bare, answers with its usage.
     *(
         case(
