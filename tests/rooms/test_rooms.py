@@ -639,7 +639,7 @@ def test_names_lists_a_rooms_members(person, via):
             ("alice", "web", None),
             ("bob", "tcp", None),
         ]
-        assert all(set(u) == {"nick", "via", "idle", "away"} for u in users), users
+        assert all(set(u) == {"nick", "via", "idle", "away", "op"} for u in users), users
         assert all(isinstance(u["idle"], int | float) for u in users)
     else:
         line = alice.t.expect(lambda s: "in #dev:" in s)

@@ -44,7 +44,9 @@ class Logins:
         return account is not None and account in self.operators
 
     def registered(self, nick: str) -> bool:
-        return self.store.get(nick_key(nick)) is not None
+        """True if the nick needs a password; never, while the store is off (a history
+        file that could not be opened): the chat goes on without accounts."""
+        return self.store.error is None and self.store.get(nick_key(nick)) is not None
 
     def check_server_password(self, given: str | None, address: str) -> None:
         """Raise unless this private server's password is given (a no-op without one)."""
@@ -62,6 +64,8 @@ class Logins:
         if it is not registered; ChatError (password_required, wrong_password,
         too_many_attempts) otherwise."""
         key = nick_key(nick)
+        if self.store.error is not None:
+            return None
         account = self.store.get(key)
         if account is None:
             return None
