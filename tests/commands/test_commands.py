@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -489,11 +489,17 @@ def acted(
 
 
 def sanctioned(
-    type_: str, line: str, *, target: str, reason: str | None = None, lasts: str | None = None
+    type_: str,
+    line: str,
+    *,
+    target: str,
+    reason: str | None = None,
+    lasts: str | None = None,
+    room: str = "#dev",
 ) -> Sees:
     """A ban or a mute for ``lasts`` ("10m"; None: until lifted)."""
     until = FromNow(int(lasts[:-1]) * UNIT[lasts[-1]]) if lasts else None
-    return acted(type_, line, target=target, reason=reason, until=until, duration=lasts)
+    return acted(type_, line, target=target, reason=reason, room=room, until=until, duration=lasts)
 
 
 UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -1033,6 +1039,12 @@ CASES: list[Case] = [
         everyone=[said("hello")],
     ),
     case(
+        "kicked-no-longer-hears-the-room",
+        "still here",
+        before=[*ALICES_DEV, ("alice", "/kick bob")],
+        typist=[in_dev("alice", "still here", no_tcp_echo=True)],
+    ),
+    case(
         "kick-someone-not-in-the-room",
         "/kick carol",
         before=ALICES_DEV,
@@ -1257,6 +1269,19 @@ CASES: list[Case] = [
         "/join #dev",
         before=[*BOBS_DEV, ("bob", "/ban alice 1h go away")],
         typist=[error("you are banned from #dev until 20", "(go away)", code="banned")],
+    ),
+    case(
+        "banned-no-longer-hears-the-room",
+        "still here",
+        before=[*ALICES_DEV, ("alice", "/ban bob")],
+        typist=[in_dev("alice", "still here", no_tcp_echo=True)],
+    ),
+    case(
+        # Every client here comes from 127.0.0.1: banning carol keeps alice out too.
+        "banned-address-keeps-out-everyone-from-it",
+        "/join #dev",
+        before=[*BOBS_DEV, ("carol", "/join #dev"), ("bob", "/ban carol"), ("alice", "/part #dev")],
+        typist=[error("you are banned from #dev until lifted", code="banned")],
     ),
     case(
         "unban-lifts-it",
@@ -1513,6 +1538,162 @@ def test_reply_never_goes_to_someone_who_took_the_senders_old_nick(
     assert not any(
         carol.shows(private("alice", "bob", "the secret"), g, how) for g in got["carol"]
     ), f"carol, now called bob, received alice's reply to robert: {got['carol']!r}"
+
+
+# ----- server operators: #lobby is the whole server ------------------------------------
+
+MakeChat = Callable[..., RunningChat]
+
+
+def server_with_operator_alice(
+    make_chat: MakeChat, alice_via: str, bob_via: str
+) -> tuple[Room, Chatter, Chatter, Chatter]:
+    """A chat of its own whose server operator is alice, registered (so proven)."""
+    room = Room(make_chat(operators=("alice",), room_expiry=0))
+    alice, bob, carol = three(room, alice_via, bob_via)
+    [registered] = room.type(alice, f"/register {PASSWORD}")["alice"]
+    assert alice.shows(note("system", "registered", code="registered"), registered, room.how())
+    return room, alice, bob, carol
+
+
+@pytest.mark.parametrize(("alice_via", "bob_via"), VIA_PAIRS)
+def test_a_server_operator_mutes_everywhere_from_the_lobby(
+    make_chat: MakeChat, alice_via: str, bob_via: str
+) -> None:
+    room, alice, bob, carol = server_with_operator_alice(make_chat, alice_via, bob_via)
+    try:
+        how = room.how()
+        muted = sanctioned(
+            "mute",
+            "*** alice muted bob everywhere for 10m",
+            target="bob",
+            lasts="10m",
+            room="#lobby",
+        )
+        got = room.type(alice, "/mute bob 10m")
+        for person in (alice, bob, carol):
+            assert_sees(person, got[person.name], [muted], how)
+
+        room.type(bob, "/join #dev")
+        got = room.type(bob, "in a room of my own", "/msg carol psst", "/msg #lobby hi")
+        assert_sees(
+            bob,
+            got["bob"],
+            [
+                error("you are muted", code="muted"),
+                error("you are muted anywhere", code="muted"),
+                error("you are muted", code="muted"),
+            ],
+            how,
+        )
+        assert_sees(carol, got["carol"], [], how)
+
+        [listing] = room.type(alice, "/bans")["alice"]
+        want = note("bans", "In #lobby: bans: none; mutes: bob (by alice, until 20", room=None)
+        assert alice.shows(want, listing, how), listing
+
+        lifted = acted("unmute", "*** alice lifted the mute on bob", target="bob", room="#lobby")
+        got = room.type(alice, "/unmute bob")
+        for person in (alice, bob, carol):
+            assert_sees(person, got[person.name], [lifted], how)
+    finally:
+        room.close()
+
+
+@pytest.mark.parametrize(("alice_via", "bob_via"), VIA_PAIRS)
+def test_a_server_operator_bans_and_kicks_from_the_server(
+    make_chat: MakeChat, alice_via: str, bob_via: str
+) -> None:
+    room, alice, bob, carol = server_with_operator_alice(make_chat, alice_via, bob_via)
+    try:
+        how = room.how()
+        alice.send("/ban bob 1h spam")
+        last_line, code, reason = bob.goodbye()
+        if bob.via == "tcp":
+            assert last_line == "*** disconnected: banned by alice: spam"
+        else:
+            assert (code, reason) == (1008, "banned by alice: spam")
+        wait_until(lambda: room.hub.people.find("bob") is None, what="bob to be gone")
+        room.gone(bob)
+        got = room.settle(alice, room.people)
+        banned = sanctioned(
+            "ban",
+            "*** alice banned bob from the server for 1h (spam)",
+            target="bob",
+            reason="spam",
+            lasts="1h",
+            room="#lobby",
+        )
+        left = ev(
+            "leave",
+            "*** bob left (banned by alice: spam)",
+            nick="bob",
+            text="banned by alice: spam",
+        )
+        for person in (alice, carol):
+            assert_sees(person, got[person.name], [banned, left], how)
+
+        # The ban covers the address bob came from (127.0.0.1, as everyone here): any nick.
+        assert "banned from this server" in refused_join(room.chat, bob.via, "dave")
+
+        got = room.type(alice, "/unban bob")
+        lifted = acted("unban", "*** alice lifted the ban on bob", target="bob", room="#lobby")
+        for person in (alice, carol):
+            assert_sees(person, got[person.name], [lifted], how)
+        again = room.join("bob", bob.via)
+        room.settle(None, room.people)
+
+        alice.send("/kick carol bye now")
+        last_line, code, reason = carol.goodbye()
+        if carol.via == "tcp":
+            assert last_line == "*** disconnected: kicked by alice: bye now"
+        else:
+            assert (code, reason) == (1008, "kicked by alice: bye now")
+        wait_until(lambda: room.hub.people.find("carol") is None, what="carol to be gone")
+        room.gone(carol)
+        got = room.settle(alice, room.people)
+        kicked = acted(
+            "kick",
+            "*** alice kicked carol from the server (bye now)",
+            target="carol",
+            reason="bye now",
+            room="#lobby",
+        )
+        left = ev(
+            "leave",
+            "*** carol left (kicked by alice: bye now)",
+            nick="carol",
+            text="kicked by alice: bye now",
+        )
+        for person in (alice, again):
+            assert_sees(person, got[person.name], [kicked, left], how)
+        # A kick is no ban: carol may come straight back.
+        room.join("carol", carol.via)
+        room.settle(None, room.people)
+    finally:
+        room.close()
+
+
+def refused_join(chat: RunningChat, via: str, nick: str) -> str:
+    """Try to join as ``nick``; return the error's text (the join must be refused)."""
+    if via == "tcp":
+        client = TcpClient(chat.tcp_port)
+        try:
+            client.read_exact(b"Enter your nickname: ")
+            client.line(nick)
+            line = client.expect(lambda s: s.startswith("*** "))
+            assert line.startswith("*** error: "), line
+            return line
+        finally:
+            client.close()
+    ws = WsClient(chat.url)
+    try:
+        ws.send({"type": "join", "nick": nick})
+        answer = ws.expect(lambda e: e.get("type") in ("welcome", "error"))
+        assert answer == {**answer, "type": "error", "code": "banned"}, answer
+        return str(answer["text"])
+    finally:
+        ws.close()
 
 
 @pytest.mark.parametrize(("alice_via", "bob_via"), VIA_PAIRS)
