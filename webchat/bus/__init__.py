@@ -40,6 +40,8 @@ class Outgoing:
     # and the state of the user it is about, for this node's mirror of them.
     remote: bool = False
     user: Mapping[str, Any] | None = None
+    # time.monotonic() when it was published (for the delivery-latency histogram).
+    born: float = 0.0
 
 
 class Bus(Protocol):

@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 
 from webchat.bus import Outgoing, stored
 from webchat.core.events import SEQUENCED, utc_now
+from webchat.core.stats import COMMIT_BUCKETS, Histogram
 from webchat.history import History, StoredEvent
 from webchat.history.sqlite import PRUNE_BUDGET
 
@@ -55,6 +56,11 @@ class LocalBus:
         return self._last_id
 
     @property
+    def commit_times(self) -> dict[str, Histogram]:
+        """Seconds each batch took to go into the log, for /metrics."""
+        return {"sqlite": self._committer.commit_seconds} if self._committer else {}
+
+    @property
     def error(self) -> str | None:
         return None  # a counter in this process never fails; the history reports its own
 
@@ -87,6 +93,8 @@ class GroupCommitter(Generic[T]):
         self._stopping = False
         self._dropped = 0
         self._thread: threading.Thread | None = None
+        # Seconds each batch's append took; changed only by the committer's thread.
+        self.commit_seconds = Histogram(COMMIT_BUCKETS)
 
     def submit(self, item: T) -> None:
         """Queue one item; never blocks on the disk. Order of submission is kept."""
@@ -152,7 +160,10 @@ class GroupCommitter(Generic[T]):
                 continue
             if converted is not None:
                 stored.append(converted)
+        began = time.monotonic()
         self.history.append(stored)
+        if stored and self.history.error is None:  # a log that is off commits nothing
+            self.commit_seconds.observe(time.monotonic() - began)
         try:
             self._on_committed(items)
         except Exception:

@@ -21,7 +21,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, cast
 
 import redis
@@ -29,6 +31,7 @@ import redis
 from webchat.bus import Outgoing, stored
 from webchat.bus.cluster import Keys, audience_from, audience_json, event_from, event_json
 from webchat.core.events import SEQUENCED, utc_now
+from webchat.core.stats import COMMIT_BUCKETS, Histogram
 from webchat.history import History
 from webchat.text import ChatError
 
@@ -109,6 +112,12 @@ class RedisBus:
         self._threads: list[threading.Thread] = []
         # Why Redis cannot be reached now; None while it can.
         self.error: str | None = None
+        # Seconds per batch, for /metrics: the append into the stream (committer's
+        # thread) and into this node's SQLite log (reader's thread).
+        self.commit_times = {
+            "redis": Histogram(COMMIT_BUCKETS),
+            "sqlite": Histogram(COMMIT_BUCKETS),
+        }
 
     # ----- the Bus protocol -------------------------------------------------------
 
@@ -218,7 +227,9 @@ class RedisBus:
         tries = 0
         while True:
             try:
+                began = time.monotonic()
                 self._append(keys=keys, args=args)
+                self.commit_times["redis"].observe(time.monotonic() - began)
                 self._recovered()
                 return
             except redis.RedisError as exc:
@@ -249,7 +260,11 @@ class RedisBus:
             for _, entries in cast(list[tuple[bytes, Any]], answer or []):
                 items = [self._item(entry_id, fields) for entry_id, fields in _entries(entries)]
                 self._note_gap(self._last_id, items[0].event.id or 0)
+                _set_born(items)
+                began = time.monotonic()
                 self._store(items)
+                if self.history.error is None:
+                    self.commit_times["sqlite"].observe(time.monotonic() - began)
                 with self._deliver_lock:
                     self._deliver(items)
                 self._last_id = max(self._last_id, items[-1].event.id or 0)
@@ -305,6 +320,19 @@ class RedisBus:
 def _entries(raw: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
     """Stream entries as redis-py returns them (its types say less than it gives)."""
     return cast(list[tuple[bytes, dict[bytes, bytes]]], raw)
+
+
+def _set_born(items: list[Outgoing]) -> None:
+    """When each was published, on this node's clock, from its timestamp: an item read
+    from the stream is a new object, so the publisher's own mark did not travel."""
+    offset = time.monotonic() - time.time()
+    for item in items:
+        ts = item.event.ts
+        if ts:
+            try:
+                item.born = datetime.fromisoformat(ts).timestamp() + offset
+            except ValueError:
+                pass
 
 
 def _user_field(item: Outgoing) -> str:

@@ -17,6 +17,7 @@ from typing import cast
 from webchat.core.events import Packet
 from webchat.core.fanout import Fanout
 from webchat.core.session import Session
+from webchat.core.stats import Histogram
 from webchat.core.writer import Writer
 
 
@@ -37,6 +38,9 @@ class Delivery:
         self._lock = lock
         # The highest event id in the ring: the seam between replay and live delivery.
         self.released_id = released_id
+        # What the writers of sessions that are gone delivered (/metrics); under the lock.
+        self.delivered_gone = 0
+        self.latency_gone = Histogram()
 
     def add_locked(self, session: Session) -> None:
         self._writers[session.id] = Writer(session, self.fanout, session.transport.direct)
@@ -57,7 +61,23 @@ class Delivery:
         if writer is not None:
             writer.wait_closed(timeout)
             with self._lock:
-                self._writers.pop(session.id, None)
+                if self._writers.pop(session.id, None) is writer:
+                    self.delivered_gone += writer.delivered
+                    self.latency_gone.add(writer.latency)
+
+    def totals(self) -> tuple[int, Histogram]:
+        """Packets handed to sockets so far, and the delivery-latency histogram.
+
+        The hub's lock is held only to copy the list; the sums are made off it (each
+        writer's figures only grow, so a scrape never sees them go down).
+        """
+        with self._lock:
+            writers = list(self._writers.values())
+            delivered, latency = self.delivered_gone, self.latency_gone.copy()
+        for writer in writers:
+            delivered += writer.delivered
+            latency.add(writer.latency)
+        return delivered, latency
 
     def writers_locked(self) -> list[Writer]:
         return list(self._writers.values())

@@ -208,6 +208,9 @@ class Packet:
     exits: int = 0
     # True when enters or exits is set: the fan-out looks at them only then.
     moves: bool = field(default=False, init=False, compare=False)
+    # time.monotonic() when it was published on this node (0: a replay, a welcome, or
+    # not known); a writer measures delivery latency on the first packet it sends.
+    born: float = field(default=0.0, init=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.enters or self.exits:

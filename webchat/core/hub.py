@@ -36,6 +36,7 @@ from webchat.core.people import People
 from webchat.core.rooms import Rooms
 from webchat.core.roster import Claims, LocalClaims, Roster
 from webchat.core.session import Session, Transport
+from webchat.core.stats import HubStats
 from webchat.history import History
 from webchat.text import ChatError
 
@@ -60,6 +61,8 @@ class Hub:
         # Who holds which nick: the roster alone in one process, Redis in a cluster.
         self.claims = claims or LocalClaims()
         self.lock = threading.Lock()
+        # What /metrics reads: plain numbers, changed under this lock (core/stats.py).
+        self.stats = HubStats()
         self.roster = Roster(first_session_id)
         self.rooms = Rooms(limits)
         self.membership = Membership(self)
@@ -195,8 +198,13 @@ class Hub:
         self.submit_locked(Outgoing(Event(""), Audience(), closes=session.id))
 
     def submit_locked(self, item: Outgoing) -> Outgoing:
+        item.born = time.monotonic()
         item = self.bus.submit(item)  # may refuse (unavailable): then nothing was submitted
         self.fanout.submitted += 1
+        kind = item.event.type
+        if kind and not item.replayed:  # not a close marker, nor /history shown again
+            events = self.stats.events
+            events[kind] = events.get(kind, 0) + 1
         return item
 
     def _release(self, items: list[Outgoing]) -> None:
@@ -255,7 +263,9 @@ def _packet(item: Outgoing) -> Packet | int:
         return item.closes  # no packet: only the point where that session's stream ends
     if item.replayed:
         return history_packet(item.event, item.audience)
-    return make_packet(item.event, item.audience, enters=item.enters, exits=item.exits)
+    packet = make_packet(item.event, item.audience, enters=item.enters, exits=item.exits)
+    packet.born = item.born
+    return packet
 
 
 def _positions(packets: list[Packet | int], head: int) -> list[int]:

@@ -17,6 +17,7 @@ from webchat.core.rooms import check_room
 from webchat.core.roster import Presence
 from webchat.core.session import Session, Splice, Transport
 from webchat.core.state import HubState
+from webchat.core.stats import disconnect_reason
 from webchat.core.welcome import welcome_packet
 from webchat.policy.limits import TokenBucket
 from webchat.text import ChatError, check_nick, nick_key
@@ -117,6 +118,11 @@ class People:
         with hub.lock:
             if not hub.roster.release(session):
                 return
+            stats = hub.stats
+            stats.count_disconnect_locked(
+                disconnect_reason(session.closing, session.close_code, session.close_reason, reason)
+            )
+            stats.rate_limited_gone += session.bucket.refused
             audience = session.near()
             for name in session.rooms:
                 hub.rooms.exit(name, session.id)

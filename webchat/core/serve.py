@@ -87,6 +87,8 @@ class Connection(Protocol):
 
 
 SERVER_PASSWORD_PROMPT = "Server password: "
+# Refused joins that /metrics counts among refused connections (by this code).
+COUNTED_REFUSALS = frozenset({"banned", "unavailable", "too_many_attempts"})
 
 
 def serve(hub: Hub, conn: Connection, close_grace: float) -> None:
@@ -149,4 +151,6 @@ def admit(hub: Hub, conn: Connection) -> Session | None:
                 account=account,
             )
         except ChatError as exc:
+            if exc.code in COUNTED_REFUSALS:
+                hub.stats.refused.add(exc.code)
             conn.refuse_join(exc)

@@ -18,6 +18,7 @@ from webchat.core.limits import HubLimits
 from webchat.core.rooms import Rooms
 from webchat.core.roster import Claims, Roster
 from webchat.core.session import Session
+from webchat.core.stats import HubStats
 from webchat.history import History
 
 
@@ -61,6 +62,7 @@ class HubState(Protocol):
     rooms: Rooms
     delivery: Delivery
     fanout: Fanout
+    stats: HubStats
 
     @property
     def moderation(self) -> Moderating: ...

@@ -17,6 +17,7 @@ from typing import Protocol, cast
 
 from webchat.core.events import Packet
 from webchat.core.session import DirectTransport, Session, Transport
+from webchat.core.stats import Histogram
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,11 @@ class Writer:
         self._live = False  # the preamble is out: live packets may go direct
         self._last_wrote = 0.0
         self._thread: threading.Thread | None = None
+        # For /metrics, changed only under the write lock: packets handed to the socket,
+        # and the latency (publish to write) of the first live packet of each write.
+        self.delivered = 0
+        self.latency = Histogram()
+        self._unsent_born = 0.0  # that first packet's, when a direct send wrote nothing
 
     def start(self) -> None:
         self._thread = threading.Thread(
@@ -104,8 +110,13 @@ class Writer:
                     sent = direct.send_nowait(data)
                 except OSError:
                     sent = 0  # the writer thread meets the error itself
+                self.delivered += len(mine)  # counted per write, never per packet
                 if sent:
                     self._last_wrote = now
+                    if born := mine[0].born:
+                        self.latency.observe(now - born)
+                else:
+                    self._unsent_born = mine[0].born
                 if sent < len(data):
                     self.unsent = data[sent:]
                     return False
@@ -117,7 +128,10 @@ class Writer:
         self.session.sending = True
         transport.send_packets(packets)
         self.session.sending = False
-        self._last_wrote = time.monotonic()
+        now = self._last_wrote = time.monotonic()
+        self.delivered += len(packets)
+        if born := packets[0].born:
+            self.latency.observe(now - born)
 
     def _write_owed(self, transport: Transport) -> bool:
         """Send the rest of a direct write, then whatever is new; True once closing."""
@@ -129,6 +143,9 @@ class Writer:
             self.session.sending = True
             self._direct.send_raw(unsent)
             self.session.sending = False
+            if born := self._unsent_born:  # the direct send that left it wrote nothing
+                self._unsent_born = 0.0
+                self.latency.observe(time.monotonic() - born)
         if mine:
             self._send(transport, mine)
         elif not unsent:

@@ -24,6 +24,7 @@ class TokenBucket:
         self.tokens = float(burst)
         self.stamp = clock()
         self._refusals: deque[float] = deque()
+        self.refused = 0  # lines refused in all, for /metrics
 
     def take(self) -> bool:
         """Spend one token if there is one; a refusal is remembered for the flood check."""
@@ -36,6 +37,7 @@ class TokenBucket:
             self.tokens -= 1.0
             return True
         self._refusals.append(now)
+        self.refused += 1
         return False
 
     def refusals_within(self, window: float) -> int:
