@@ -139,6 +139,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         "thread_class": NoReaderThread,  # the request thread reads (webchat/wsconn.py)
     }
     from webchat.web import bp, sock
+    from webchat.web.metrics import init_metrics
 
     if app.logger.level == logging.NOTSET:
         app.logger.setLevel(logging.INFO)  # say where to connect, who joins and leaves
@@ -146,6 +147,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     sock.init_app(app)
     runtime = ChatRuntime(settings, history_path(app, settings))
     app.extensions["webchat"] = runtime
+    init_metrics(app, runtime)  # GET /metrics, from this app's own registry
     start = settings.tcp_enabled if settings.tcp_enabled is not None else serving_under_flask_run()
     if start:
         runtime.start_tcp()

@@ -65,6 +65,9 @@ HELP = {
     "server_password_file": "file with a hash from `webchat hash-password`: joining then "
     "needs that password",
     "allowed_origins": "comma-separated extra origins allowed to open /ws",
+    "metrics_token": "bearer token GET /metrics asks for (empty: /metrics is open); "
+    "prefer the variable, flags show in the process list",
+    "log_format": "log lines as text or json (one JSON object a line)",
 }
 
 

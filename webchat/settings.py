@@ -100,6 +100,10 @@ class Settings:
     server_password_file: str = ""
     # Extra origins (scheme://host[:port]) allowed to open /ws, besides the page's own.
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
+    # Monitoring (webchat/web/metrics.py): a bearer token /metrics asks for (empty: open),
+    # and the log format of the `webchat` command: "text" or "json" (one object a line).
+    metrics_token: str = field(default="", repr=False)  # a secret: never in a repr
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -1540,6 +1540,31 @@ def test_reply_never_goes_to_someone_who_took_the_senders_old_nick(
     ), f"carol, now called bob, received alice's reply to robert: {got['carol']!r}"
 
 
+def test_bans_and_ignore_answers_carry_their_fields_over_websocket(room: Room) -> None:
+    """What the table's notes do not check: the JSON lists (never an address)."""
+    alice = room.join("alice", "web")
+    bob = room.join("bob", "tcp")
+    room.settle(None, room.people)
+    for who, line in ALICES_DEV:
+        room.type(alice if who == "alice" else bob, line)
+    room.type(alice, "/ban bob 2h flooding", "/mute carol")
+    [listing] = room.type(alice, "/bans")["alice"]
+    assert listing["type"] == "bans" and listing["room"] == "#dev"
+    assert listing["bans"] == [
+        {"nick": "bob", "by": "alice", "reason": "flooding", "until": FromNow(7200)}
+    ]
+    assert listing["mutes"] == [{"nick": "carol", "by": "alice", "reason": "", "until": None}]
+    assert "127.0.0.1" not in str(listing)
+
+    [ignored] = room.type(alice, "/ignore Bob")["alice"]
+    assert (ignored["code"], ignored["target"]) == ("ignored", "Bob")
+    room.type(alice, "/ignore carol")
+    [ignoring] = room.type(alice, "/ignore")["alice"]
+    assert (ignoring["code"], ignoring["ignoring"]) == ("ignoring", ["bob", "carol"])
+    [unignored] = room.type(alice, "/unignore BOB")["alice"]
+    assert (unignored["code"], unignored["target"]) == ("unignored", "BOB")
+
+
 # ----- server operators: #lobby is the whole server ------------------------------------
 
 MakeChat = Callable[..., RunningChat]
@@ -1670,6 +1695,29 @@ def test_a_server_operator_bans_and_kicks_from_the_server(
         # A kick is no ban: carol may come straight back.
         room.join("carol", carol.via)
         room.settle(None, room.people)
+    finally:
+        room.close()
+
+
+@pytest.mark.parametrize("via", ["tcp", "web"])
+def test_a_server_operator_is_spared_the_address_ban_they_made_in_a_room(
+    make_chat: MakeChat, via: str
+) -> None:
+    """Joining, a server operator is spared every ban (people.join: "even from the
+    address bans they made"); entering a room with /join must spare them the same way.
+    Here alice bans bob from #dev, and the ban covers bob's address, which is alice's."""
+    room, alice, bob, _ = server_with_operator_alice(make_chat, via, other(via))
+    try:
+        how = room.how()
+        room.type(alice, "/join #dev")
+        room.type(bob, "/join #dev")
+        room.type(alice, "/ban bob")
+        room.type(alice, "/part #dev")
+        got = room.type(alice, "/join #dev")["alice"]
+        refused = [g for g in got if alice.shows(error(code="banned"), g, how)]
+        assert not refused, f"the server operator was kept out of #dev: {refused!r}"
+        entered = ev("enter", "[#dev] *** alice entered", nick="alice", room="#dev")
+        assert any(alice.shows(entered, g, how) for g in got), got
     finally:
         room.close()
 

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -142,8 +143,14 @@ class Cluster:
 
 
 def healthz(chat: RunningChat) -> dict[str, Any]:
-    with urllib.request.urlopen(chat.url + "/healthz", timeout=5) as reply:
-        return dict(json.load(reply))
+    """/healthz's answer; its status code is 200 when "ok" and 503 when "degraded"."""
+    try:
+        with urllib.request.urlopen(chat.url + "/healthz", timeout=5) as reply:
+            code, body = reply.status, dict(json.load(reply))
+    except urllib.error.HTTPError as exc:
+        code, body = exc.code, dict(json.load(exc))
+    assert code == (200 if body["status"] == "ok" else 503), (code, body)
+    return body
 
 
 def api_history(chat: RunningChat, query: str = "") -> dict[str, Any]:

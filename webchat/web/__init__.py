@@ -24,6 +24,7 @@ from webchat.core.serve import serve
 from webchat.settings import Settings
 from webchat.text import ChatError
 from webchat.transports.websocket import Closed, FrameReader, WsConnection, WsTransport
+from webchat.web.health import health
 
 log = logging.getLogger(__name__)
 
@@ -47,25 +48,13 @@ def index() -> str:
 
 
 @bp.get("/healthz")
-def healthz() -> dict[str, Any]:
-    """200 while the chat works; "degraded" when history is off or the cluster's Redis
-    cannot be reached, while the chat goes on."""
-    runtime = current_app.extensions["webchat"]
-    error = runtime.history.error
-    cluster_error = runtime.bus.error
-    answer: dict[str, Any] = {
-        "status": "ok" if error is None and cluster_error is None else "degraded",
-        "users": runtime.hub.people.count(),
-        "tcp": {"listening": runtime.tcp is not None, "port": runtime.tcp_port},
-        "history": {"ok": error is None, "error": error, "last_id": runtime.history.last_id()},
-    }
-    if runtime.cluster is not None:
-        answer["cluster"] = {
-            "ok": cluster_error is None,
-            "error": cluster_error,
-            "node": runtime.cluster.name,
-        }
-    return answer
+def healthz() -> tuple[dict[str, Any], int]:
+    """200 while the chat works; 503 and "degraded" while the chat goes on without
+    something: the history, the cluster's Redis, or a listener (webchat/web/health.py)."""
+    port = request.environ.get("SERVER_PORT")
+    web_port = int(port) if port and port.isdecimal() else None
+    answer = health(current_app.extensions["webchat"], web_port, request.scheme == "https")
+    return answer, 200 if answer["status"] == "ok" else 503
 
 
 HISTORY_PAGE_MAX = 200
@@ -142,11 +131,13 @@ def guard_websocket() -> Response | None:
     own = own_origins(request.scheme, request.host, str(request.environ.get("SERVER_PORT", "")))
     if not origin_allowed(origin, own, _settings().allowed_origins):
         log.warning("refused WebSocket from foreign origin %s", origin)
+        _hub().stats.refused.add("origin")
         return Response(f"Origin {origin} is not allowed to use this chat.\n", 403)
     # Refused before the upgrade, so every client learns why (the handler checks again).
     limiter = current_app.extensions["webchat"].addresses
     address = request.remote_addr or "unknown"
     if limiter.limit > 0 and limiter.count(address) >= limiter.limit:
+        _hub().stats.refused.add("per_address")
         return Response(
             f"Too many connections from {address} (limit {limiter.limit}); close one first.\n",
             429,
@@ -166,6 +157,7 @@ def websocket(ws: Any) -> None:
     ws.connected = False  # flask-sock must not send a close of its own when we return
     try:
         if not limiter.acquire(address):
+            hub.stats.refused.add("per_address")
             with contextlib.suppress(OSError):
                 transport.send_goodbye(
                     f"too many connections from {address} (limit {limiter.limit})", 1008
