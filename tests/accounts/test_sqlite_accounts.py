@@ -17,6 +17,7 @@ from tests.accounts.store_contract import StoreContract, account, sanction
 from webchat.accounts import Account, AccountStore
 from webchat.accounts.guard import LoginGuard
 from webchat.accounts.logins import Logins
+from webchat.accounts.passwords import Passwords
 from webchat.accounts.sqlite import SqliteAccounts
 from webchat.history import SqliteHistory
 from webchat.text import ChatError
@@ -167,6 +168,40 @@ def test_wrong_passwords_are_counted_and_then_nothing_is_hashed(db: str) -> None
         assert held.value.code == "too_many_attempts"
         now[0] += 60.0
         assert logins.identify("alice", SECRET, "10.0.0.2") == "alice"
+    finally:
+        store.close()
+
+
+def test_wrong_server_passwords_hold_back_their_address_only(db: str) -> None:
+    """docs/PROTOCOL.md: "Wrong server passwords count towards the same per-address
+    limit." Not towards one shared count: a stranger failing on purpose from one
+    address must not keep everybody else off a private server."""
+    store = SqliteAccounts(db)
+    passwords = Passwords()
+    server_password = "server-pass-1"
+    logins = Logins(
+        store,
+        passwords,
+        LoginGuard(2, 60.0, lambda: 100.0),
+        server_password_hash=passwords.hash(server_password),
+    )
+    try:
+        with pytest.raises(ChatError) as missing:
+            logins.check_server_password(None, "10.6.6.6")
+        assert missing.value.code == "server_password_required"
+        for _ in range(2):
+            with pytest.raises(ChatError) as wrong:
+                logins.check_server_password("guess-guess", "10.6.6.6")
+            assert wrong.value.code == "wrong_server_password"
+        with pytest.raises(ChatError) as held:
+            logins.check_server_password(server_password, "10.6.6.6")
+        assert held.value.code == "too_many_attempts"
+        logins.register("alice", "alice", SECRET)  # the same per-address count
+        with pytest.raises(ChatError) as also_held:
+            logins.identify("alice", SECRET, "10.6.6.6")
+        assert also_held.value.code == "too_many_attempts"
+
+        logins.check_server_password(server_password, "10.0.0.2")  # anyone else: let in
     finally:
         store.close()
 
