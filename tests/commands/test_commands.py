@@ -338,7 +338,7 @@ def shared_chat() -> Iterator[RunningChat]:
 
 
 # Every nick a row registers, or may leave an ignore list or a sanction under.
-NICKS = ("alice", "bob", "carol", "alicia", "robert", "nobody")
+NICKS = ("alice", "bob", "carol", "alicia", "robert", "dave", "nobody")
 
 
 def forget_the_test(chat: RunningChat) -> None:
@@ -905,6 +905,13 @@ CASES: list[Case] = [
         bystander=[message("alicia", "hello")],
     ),
     case(
+        "ignored-catches-whoever-takes-the-nick",
+        "hello",
+        before=[("bob", "/ignore dave"), ("alice", "/nick dave")],
+        typist=[message("dave", "hello", no_tcp_echo=True)],
+        bystander=[message("dave", "hello")],
+    ),
+    case(
         "unignore-someone",
         "/unignore bob",
         before=[("alice", "/ignore bob")],
@@ -1101,6 +1108,12 @@ CASES: list[Case] = [
                 reason="being rude",
             )
         ],
+    ),
+    case(
+        "mute-duration-in-capitals",
+        "/mute bob 2H",
+        before=ALICES_DEV,
+        pair=[sanctioned("mute", "[#dev] *** alice muted bob for 2h", target="bob", lasts="2h")],
     ),
     case(
         "mute-zero-seconds",

@@ -110,6 +110,7 @@ class ChatRequestHandler(socketserver.StreamRequestHandler):
         address = str(self.client_address[0])
         limiter = self.server.addresses
         if not limiter.acquire(address):
+            self.server.hub.stats.refused.add("per_address")
             self.say(
                 f"error: too many connections from {address} "
                 f"(limit {limiter.limit}); close one and try again"
