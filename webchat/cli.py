@@ -17,8 +17,11 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from webchat import create_app
 from webchat.accounts.passwords import Passwords
+from webchat.logs import configure_logging
 from webchat.settings import ENV_PREFIX, Settings, parse_value
 from webchat.text import ChatError
+
+log = logging.getLogger(__name__)
 
 HELP = {
     "web_host": "address for the web page and /ws",
@@ -151,9 +154,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["hash-password"]:
         return hash_password(argv[1:])
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     overrides: dict[str, Any] = {
         f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)
     }
@@ -163,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["tcp_enabled"] = True
     try:
         settings = Settings.from_env(**overrides)
+        configure_logging(settings.log_format)  # before the app: it logs as it starts
     except ValueError as exc:
         print(f"webchat: {exc}", file=sys.stderr)
         return 2
@@ -188,7 +189,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Before the banner: whoever reads it may stop us at once.
     signal.signal(signal.SIGTERM, stop)
-    print(banner(settings, server.server_port, runtime.tcp_port), flush=True)
+    # `systemctl reload` sends it (docs/webchat.service): never a reason to stop
+    signal.signal(signal.SIGHUP, lambda signum, frame: log.info("SIGHUP: nothing to reload"))
+    text = banner(settings, server.server_port, runtime.tcp_port)
+    if settings.log_format == "json":
+        log.info("%s", text)  # standard output too is one JSON object a line
+    else:
+        print(text, flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

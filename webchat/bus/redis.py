@@ -18,6 +18,7 @@ restarted empty). See docs/DESIGN-NOTES.md, "Several nodes".
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -329,10 +330,8 @@ def _set_born(items: list[Outgoing]) -> None:
     for item in items:
         ts = item.event.ts
         if ts:
-            try:
+            with contextlib.suppress(ValueError):  # not a timestamp: not measured
                 item.born = datetime.fromisoformat(ts).timestamp() + offset
-            except ValueError:
-                pass
 
 
 def _user_field(item: Outgoing) -> str:
