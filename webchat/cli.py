@@ -68,6 +68,11 @@ HELP = {
     "server_password_file": "file with a hash from `webchat hash-password`: joining then "
     "needs that password",
     "allowed_origins": "comma-separated extra origins allowed to open /ws",
+    "tls_cert": "certificate file (PEM, chain after it): the TCP chat also listens with TLS "
+    "and the web port serves HTTPS and WSS; SIGHUP reloads it",
+    "tls_key": "private key file (PEM) for --tls-cert (default: in the certificate file)",
+    "tls_port": "port for the TCP chat over TLS (with --tls-cert)",
+    "tls_handshake_timeout": "seconds a client gets to finish its TLS handshake",
     "metrics_token": "bearer token GET /metrics asks for (empty: /metrics is open); "
     "prefer the variable, flags show in the process list",
     "log_format": "log lines as text or json (one JSON object a line)",

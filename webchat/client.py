@@ -1,4 +1,5 @@
-"""The terminal client, `webchat-client [HOST] [PORT]`: the assignment's client done right.
+"""The terminal client, `webchat-client [--tls [--insecure]] [HOST] [PORT]`: the assignment's
+client done right.
 
 As in the assignment, one thread listens and one writes, but:
 
@@ -22,6 +23,7 @@ import os
 import queue
 import signal
 import socket
+import ssl
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -29,10 +31,12 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from webchat.text import clean_text
+from webchat.transports.tls import client_context, describe_tls_error
 
 PROG = "webchat-client"
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 8080
+DEFAULT_TLS_PORT = 6697  # the TCP chat over TLS (webchat --tls-cert), as IRC has it
 
 EXIT_QUIT = 0  # the user quit: /quit or end of input (Ctrl-D)
 EXIT_LOST = 1  # the connection ended without the user asking
@@ -43,6 +47,7 @@ CONNECT_TIMEOUT = 10.0  # seconds to wait for the server to accept
 QUIT_GRACE = 5.0  # seconds the server gets to say goodbye and close after /quit
 INTERRUPT_GRACE = 1.0  # the same after Ctrl-C, where the user wants out now
 JOIN_TIMEOUT = 1.0  # seconds to wait for the listener to finish its last output
+DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 WAKE_INTERVAL = 0.5 if sys.platform == "win32" else None  # None: sleep until told
 
 PROMPT = "Enter your nickname: "
@@ -56,7 +61,8 @@ Type a line and press Enter to send it; lines that start with / are commands
 exit status:
   {EXIT_QUIT}    you quit: /quit [REASON], or end of input (Ctrl-D), which sends /quit
   {EXIT_LOST}    the server closed the connection, or it was lost, without you asking
-  {EXIT_USAGE}    bad arguments, or the client cannot connect to HOST:PORT
+  {EXIT_USAGE}    bad arguments, or the client cannot connect to HOST:PORT (with --tls:
+       or the server's certificate does not check out)
   {EXIT_INTERRUPTED}  interrupted by Ctrl-C (the client sends /quit first when it can)
 """
 
@@ -86,9 +92,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "port",
         nargs="?",
-        default=DEFAULT_PORT,
+        default=None,
         type=port_number,
-        help=f"server TCP chat port (default {DEFAULT_PORT})",
+        help=f"server TCP chat port (default {DEFAULT_PORT}, with --tls {DEFAULT_TLS_PORT})",
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="speak TLS, checking the server's certificate and name against the system's "
+        "trusted certificates (SSL_CERT_FILE names other ones)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="with --tls: do not check the certificate (a self-signed one, for trying); "
+        "the connection is encrypted but anyone in between could read it",
     )
     return parser
 
@@ -277,7 +295,9 @@ class ChatClient:
             if self._send_lock.acquire(timeout=INTERRUPT_GRACE):
                 try:
                     if self._joined and not self._closed:
-                        self._sock.send(b"/quit\n", getattr(socket, "MSG_DONTWAIT", 0))
+                        # TLS takes no flags; six bytes fit in any socket buffer anyway.
+                        flags = 0 if isinstance(self._sock, ssl.SSLSocket) else DONTWAIT
+                        self._sock.send(b"/quit\n", flags)
                     self._sock.shutdown(socket.SHUT_WR)
                 finally:
                     self._send_lock.release()
@@ -412,9 +432,18 @@ class ChatClient:
             return self._joined
 
 
-def connect(host: str, port: int, timeout: float = CONNECT_TIMEOUT) -> socket.socket:
-    """Open the TCP connection; blocking afterwards, because both threads block on it."""
+def connect(
+    host: str, port: int, timeout: float = CONNECT_TIMEOUT, tls: ssl.SSLContext | None = None
+) -> socket.socket:
+    """Open the TCP connection (and do the TLS handshake, within the same timeout);
+    blocking afterwards, because both threads block on it."""
     sock = socket.create_connection((host, port), timeout=timeout)
+    if tls is not None:
+        try:
+            sock = tls.wrap_socket(sock, server_hostname=host)
+        except BaseException:
+            sock.close()
+            raise
     sock.settimeout(None)
     return sock
 
@@ -426,13 +455,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse has printed the usage or the help
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     host: str = args.host
-    port: int = args.port
+    if args.insecure and not args.tls:
+        print(f"{PROG}: --insecure goes with --tls", file=sys.stderr)
+        return EXIT_USAGE
+    port: int = args.port or (DEFAULT_TLS_PORT if args.tls else DEFAULT_PORT)
     try:
         try:
-            sock = connect(host, port)
+            sock = connect(host, port, tls=client_context(not args.insecure) if args.tls else None)
         except OSError as exc:
             where = f"[{host}]" if ":" in host else host
-            print(f"{PROG}: cannot connect to {where}:{port}: {describe(exc)}", file=sys.stderr)
+            why = describe_tls_error(exc) if args.tls else describe(exc)
+            if isinstance(exc, ssl.SSLCertVerificationError):
+                why += " (--insecure skips the check, e.g. for a self-signed certificate)"
+            elif isinstance(exc, ssl.SSLError) and exc.reason == "WRONG_VERSION_NUMBER":
+                why += f" (is {port} the server's TLS port?)"
+            print(f"{PROG}: cannot connect to {where}:{port}: {why}", file=sys.stderr)
             return EXIT_USAGE
         return ChatClient(sock, Console.from_std()).run()
     except KeyboardInterrupt:

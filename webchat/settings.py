@@ -100,6 +100,14 @@ class Settings:
     server_password_file: str = ""
     # Extra origins (scheme://host[:port]) allowed to open /ws, besides the page's own.
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
+    # TLS (webchat/transports/tls.py): with a certificate (PEM, chain after the leaf) the
+    # TCP chat also listens with TLS on tls_port, and the web port serves HTTPS and WSS.
+    # tls_key empty: the key is in the certificate file. A client gets tls_handshake_timeout
+    # seconds to finish its handshake, in its own thread. SIGHUP reloads both files.
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_port: int = 6697
+    tls_handshake_timeout: float = 10.0
     # Monitoring (webchat/web/metrics.py): a bearer token /metrics asks for (empty: open),
     # and the log format of the `webchat` command: "text" or "json" (one object a line).
     metrics_token: str = field(default="", repr=False)  # a secret: never in a repr

@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import socket
+import ssl
 import threading
 
 from webchat.core.events import Packet
@@ -22,6 +23,11 @@ class SocketTransport(abc.ABC):
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self._aborted = threading.Event()
+        if isinstance(sock, ssl.SSLSocket):
+            # TLS cannot be written without waiting: SSLSocket refuses MSG_DONTWAIT, and a
+            # non-blocking socket would be non-blocking for its reader too. The session's
+            # writer thread writes everything (webchat/core/writer.py), as before direct sends.
+            self.direct = False
 
     @abc.abstractmethod
     def frame(self, packets: list[Packet]) -> bytes:

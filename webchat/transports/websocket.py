@@ -180,6 +180,9 @@ class FrameReader:
         return self._ready.pop(0)
 
     def _readable(self, timeout: float) -> bool:
+        pending = getattr(self.sock, "pending", None)  # TLS: decrypted bytes the fd cannot show
+        if pending is not None and pending():
+            return True
         poller = select.poll()  # poll, not select: no FD_SETSIZE limit with many sockets
         poller.register(self.sock, select.POLLIN)
         return bool(poller.poll(max(0, int(timeout * 1000))))
