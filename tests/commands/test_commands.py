@@ -1735,6 +1735,37 @@ def test_a_server_operator_is_spared_the_address_ban_they_made_in_a_room(
         room.close()
 
 
+@pytest.mark.parametrize("via", ["tcp", "web"])
+def test_without_the_account_store_its_commands_say_unavailable_and_the_chat_goes_on(
+    make_chat: MakeChat, via: str
+) -> None:
+    room = Room(make_chat(room_expiry=0))
+    try:
+        alice = room.join("alice", via)
+        bob = room.join("bob", other(via))
+        room.settle(None, room.people)
+        how = room.how()
+        room.type(alice, "/join #dev")
+        room.type(bob, "/join #dev")
+        room.chat.runtime.accounts.close()  # as if its file or Redis had gone away
+        got = room.type(alice, f"/register {PASSWORD}", "/mute bob 10m", "/bans", "/unban bob")
+        unavailable = error("accounts are closed", code="unavailable")
+        assert_sees(alice, got["alice"], [unavailable] * 4, how, typist=True)
+        assert_sees(bob, got["bob"], [], how)
+        got = room.type(alice, "/kick bob", "still talking")  # kicks need no store
+        kicked = acted("kick", "[#dev] *** alice kicked bob", target="bob")
+        assert_sees(
+            alice,
+            got["alice"],
+            [kicked, in_dev("alice", "still talking", no_tcp_echo=True)],
+            how,
+            typist=True,
+        )
+        assert_sees(bob, got["bob"], [kicked], how)
+    finally:
+        room.close()
+
+
 def refused_join(chat: RunningChat, via: str, nick: str) -> str:
     """Try to join as ``nick``; return the error's text (the join must be refused)."""
     if via == "tcp":
