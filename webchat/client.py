@@ -28,10 +28,10 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TextIO, cast
 
 from webchat.text import clean_text
-from webchat.transports.tls import client_context, describe_tls_error
+from webchat.transports.tls import TlsStream, client_context, describe_tls_error
 
 PROG = "webchat-client"
 DEFAULT_HOST = "localhost"
@@ -47,7 +47,6 @@ CONNECT_TIMEOUT = 10.0  # seconds to wait for the server to accept
 QUIT_GRACE = 5.0  # seconds the server gets to say goodbye and close after /quit
 INTERRUPT_GRACE = 1.0  # the same after Ctrl-C, where the user wants out now
 JOIN_TIMEOUT = 1.0  # seconds to wait for the listener to finish its last output
-DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 WAKE_INTERVAL = 0.5 if sys.platform == "win32" else None  # None: sleep until told
 
 PROMPT = "Enter your nickname: "
@@ -295,9 +294,7 @@ class ChatClient:
             if self._send_lock.acquire(timeout=INTERRUPT_GRACE):
                 try:
                     if self._joined and not self._closed:
-                        # TLS takes no flags; six bytes fit in any socket buffer anyway.
-                        flags = 0 if isinstance(self._sock, ssl.SSLSocket) else DONTWAIT
-                        self._sock.send(b"/quit\n", flags)
+                        self._sock.send(b"/quit\n", getattr(socket, "MSG_DONTWAIT", 0))
                     self._sock.shutdown(socket.SHUT_WR)
                 finally:
                     self._send_lock.release()
@@ -440,10 +437,12 @@ def connect(
     sock = socket.create_connection((host, port), timeout=timeout)
     if tls is not None:
         try:
-            sock = tls.wrap_socket(sock, server_hostname=host)
+            stream = TlsStream(sock, tls, server_side=False, server_hostname=host)
+            stream.do_handshake(timeout)
         except BaseException:
             sock.close()
             raise
+        sock = cast(socket.socket, stream)  # used as the socket it stands for
     sock.settimeout(None)
     return sock
 

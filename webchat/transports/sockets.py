@@ -11,10 +11,10 @@ from __future__ import annotations
 import abc
 import contextlib
 import socket
-import ssl
 import threading
 
 from webchat.core.events import Packet
+from webchat.transports.tls import TlsStream
 
 
 class SocketTransport(abc.ABC):
@@ -23,11 +23,10 @@ class SocketTransport(abc.ABC):
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self._aborted = threading.Event()
-        if isinstance(sock, ssl.SSLSocket):
-            # TLS cannot be written without waiting: SSLSocket refuses MSG_DONTWAIT, and a
-            # non-blocking socket would be non-blocking for its reader too. The session's
-            # writer thread writes everything (webchat/core/writer.py), as before direct sends.
-            self.direct = False
+        # A TLS connection takes a direct send's plaintext whole or not at all (it returns
+        # len(data) or 0); what the socket did not take is ciphertext that it keeps, and
+        # send_raw then finishes that rather than sending the plaintext again.
+        self._tls = sock if isinstance(sock, TlsStream) else None
 
     @abc.abstractmethod
     def frame(self, packets: list[Packet]) -> bytes:
@@ -44,7 +43,10 @@ class SocketTransport(abc.ABC):
             return 0
 
     def send_raw(self, data: bytes) -> None:
-        self.sock.sendall(data)
+        if self._tls is not None:
+            self._tls.send_rest(data)
+        else:
+            self.sock.sendall(data)
 
     def abort(self) -> None:
         """Cut the connection now; safe from any thread, wakes a blocked reader and writer."""

@@ -8,6 +8,8 @@ thread until the deadline, and blocks nobody. (Werkzeug's ``ssl_context`` would 
 the listening socket instead, so that every handshake ran inside ``accept()`` on the
 one accepting thread.)
 
+A connection is a :class:`TlsStream`, not an ``ssl.SSLSocket``: see there why.
+
 This module uses only the standard library: the terminal client imports it too.
 """
 
@@ -15,40 +17,273 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import signal
 import socket
 import socketserver
 import ssl
 import threading
+import time
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 from webchat.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-class TlsSocket(ssl.SSLSocket):
-    """An SSLSocket whose ``shutdown()`` leaves TLS on.
+# Bytes read from the socket at a time: a few TLS records (at most 16 KiB + 256 each).
+READ_SIZE = 65536
 
-    ``ssl.SSLSocket.shutdown`` first forgets the TLS session, so that another thread
-    still reading the socket (the reader after the writer said goodbye, the terminal
-    client's listener after it sent /quit) would read the peer's encrypted records as
-    if they were plain text. Here a shutdown is the TCP shutdown alone: the FIN goes
-    out, and whatever still arrives is decrypted as before. (No close_notify is sent;
-    a peer sees the end of the stream, as with plain TCP.)
+
+class TlsStream:
+    """One TLS connection over a plain TCP socket: an ``ssl.SSLObject`` on memory buffers.
+
+    It offers what webchat does with a socket (``recv``, ``recv_into``, ``send``,
+    ``sendall``, ``makefile``, ``settimeout``, ``fileno``, ``shutdown``, ``close``), so the
+    TCP chat, Werkzeug and the WebSocket code use it as they use a socket. It is not an
+    ``ssl.SSLSocket`` because of what a chat connection does:
+
+    - **Two threads at once.** A connection's reader waits in ``recv`` while its writer
+      sends. OpenSSL allows one thread at a time in a connection; here the SSL object is
+      used under a lock held only for the work in memory (encrypting, decrypting), never
+      while waiting on the socket, so neither thread ever waits for the other's peer.
+    - **Writes that do not wait.** The hub's direct send (``webchat/core/writer.py``)
+      writes with ``MSG_DONTWAIT`` from the committer's thread; ``SSLSocket`` refuses
+      flags. Here the plaintext is encrypted whole, the ciphertext is offered to the
+      socket without waiting, and what it does not take is kept, in order, until the
+      writer thread sends it (:meth:`send_rest`). TLS sessions get the direct path too.
+    - **Goodbyes.** ``shutdown(SHUT_WR)`` sends TLS's close_notify before the FIN, so
+      ``openssl s_client`` ends quietly; an ``SSLSocket`` would also forget its TLS state
+      and hand a reader still waiting the peer's encrypted bytes as plain text.
     """
 
+    def __init__(
+        self,
+        sock: socket.socket,
+        context: ssl.SSLContext,
+        server_side: bool = True,
+        server_hostname: str | None = None,
+    ) -> None:
+        self.raw = sock
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._tls = context.wrap_bio(
+            self._incoming, self._outgoing, server_side=server_side, server_hostname=server_hostname
+        )
+        self._tls_lock = threading.Lock()  # the SSL object and its two buffers
+        self._wire_lock = threading.Lock()  # ciphertext leaves whole and in order
+        self._backlog = b""  # ciphertext the socket did not take yet (under the wire lock)
+        self._plain = b""  # decrypted, not yet returned (the reading thread's alone)
+
+    # The handshake.
+
+    def do_handshake(self, timeout: float) -> None:
+        """Finish the handshake within ``timeout`` seconds, one deadline for all of it,
+        however slowly the peer's bytes drip in. Raises TimeoutError, ssl.SSLError, OSError."""
+        deadline = time.monotonic() + timeout
+        previous = self.raw.gettimeout()
+        try:
+            while True:
+                with self._tls_lock:
+                    try:
+                        self._tls.do_handshake()
+                        done = True
+                    except ssl.SSLWantReadError:
+                        done = False
+                    except ssl.SSLError:
+                        failed = self._outgoing.read()  # an alert tells the peer why
+                        if failed:
+                            with contextlib.suppress(OSError):
+                                self.raw.send(failed, socket.MSG_DONTWAIT)
+                        raise
+                    out = self._outgoing.read()
+                if out:
+                    self.raw.settimeout(max(0.001, deadline - time.monotonic()))
+                    self.raw.sendall(out)
+                if done:
+                    return
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("the TLS handshake timed out")
+                self.raw.settimeout(left)
+                data = self.raw.recv(READ_SIZE)
+                if not data:
+                    raise ConnectionAbortedError("the peer closed during the TLS handshake")
+                with self._tls_lock:
+                    self._incoming.write(data)
+        finally:
+            self.raw.settimeout(previous)
+
+    # Reading: one thread at a time (the connection's reader).
+
+    def _decrypt(self, size: int) -> bytes | None:
+        """Plaintext from what has arrived, b"" at the end of the stream, None if none yet."""
+        with self._tls_lock:
+            try:
+                return self._tls.read(size)
+            except ssl.SSLWantReadError:
+                return None
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return b""  # close_notify, or the TCP end without it
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        if flags:
+            raise ValueError("flags are not supported on a TLS connection")
+        if self._plain:
+            ready, self._plain = self._plain[:bufsize], self._plain[bufsize:]
+            return ready
+        while True:
+            data = self._decrypt(bufsize)
+            if data is not None:
+                return data
+            raw = self.raw.recv(READ_SIZE)  # waits as a plain socket would, timeout included
+            with self._tls_lock:
+                if raw:
+                    self._incoming.write(raw)
+                else:
+                    self._incoming.write_eof()
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.recv(nbytes or len(view), flags)
+        view[: len(data)] = data
+        return len(data)
+
+    def pending(self) -> int:
+        """Plaintext ready to read now, which polling the socket would not show."""
+        if not self._plain:
+            self._plain = self._decrypt(READ_SIZE) or b""
+        return len(self._plain)
+
+    def makefile(self, mode: str = "rb", buffering: int | None = None, **_: Any) -> Any:
+        """A binary file on the connection (what socketserver's handlers read lines from)."""
+        if "b" not in mode:
+            raise ValueError("a TLS connection only makes binary files")
+        raw = socket.SocketIO(self, mode.replace("b", ""))  # type: ignore[arg-type]
+        size = io.DEFAULT_BUFFER_SIZE if buffering in (None, -1) else buffering
+        if size == 0:
+            return raw
+        return io.BufferedReader(raw, size) if "r" in mode else io.BufferedWriter(raw, size)
+
+    def _decref_socketios(self) -> None:
+        """socket.SocketIO calls this when its file closes; the connection stays open."""
+
+    # Writing: one thread at a time (whoever holds the session's write lock).
+
+    def _encrypt(self, data: bytes | memoryview) -> bytes:
+        with self._tls_lock:
+            if data:
+                self._tls.write(data)
+            return self._outgoing.read()
+
+    def sendall(self, data: bytes | memoryview, flags: int = 0) -> None:
+        if flags:
+            raise ValueError("flags are not supported on a TLS connection")
+        with self._wire_lock:
+            out, self._backlog = self._backlog + self._encrypt(data), b""
+            self.raw.sendall(out)
+
+    def send(self, data: bytes | memoryview, flags: int = 0) -> int:
+        """With ``MSG_DONTWAIT``: see :meth:`send_nowait`. Otherwise all of it."""
+        if flags & getattr(socket, "MSG_DONTWAIT", 0):
+            return self.send_nowait(data)
+        self.sendall(data, flags)
+        return len(data)
+
+    def send_nowait(self, data: bytes | memoryview) -> int:
+        """Encrypt ``data`` and offer it to the socket without waiting.
+
+        Returns ``len(data)`` when all of it is on its way, or 0: then the ciphertext (or
+        what the socket did not take of it) is kept, and :meth:`send_rest` must follow
+        before anything else is sent; no plaintext is ever encrypted twice.
+        """
+        if not self._wire_lock.acquire(blocking=False):
+            return 0
+        try:
+            if self._backlog:
+                return 0
+            out = self._encrypt(data)
+            sent = 0
+            with contextlib.suppress(BlockingIOError):
+                while sent < len(out):
+                    sent += self.raw.send(out[sent:], socket.MSG_DONTWAIT)
+            if sent < len(out):
+                self._backlog = out[sent:]
+                return 0
+            return len(data)
+        finally:
+            self._wire_lock.release()
+
+    def send_rest(self, data: bytes) -> None:
+        """Finish what :meth:`send_nowait` took but could not send (``data`` is its plaintext,
+        already encrypted: only the ciphertext still owed goes out), waiting as long as it takes."""
+        with self._wire_lock:
+            out, self._backlog = self._backlog, b""
+            if out:
+                self.raw.sendall(out)
+
+    # The socket's other calls.
+
     def shutdown(self, how: int) -> None:
-        socket.socket.shutdown(self, how)
+        """``SHUT_WR`` (a goodbye) sends close_notify first, if it fits without waiting;
+        ``SHUT_RDWR`` (cutting the connection, from any thread) does not."""
+        if how == socket.SHUT_WR and self._wire_lock.acquire(blocking=False):
+            try:
+                with self._tls_lock, contextlib.suppress(ssl.SSLError):
+                    self._tls.unwrap()  # writes close_notify; the peer's is not awaited
+                out = self._backlog + self._encrypt(b"")
+                self._backlog = b""
+                with contextlib.suppress(OSError):
+                    self.raw.send(out, socket.MSG_DONTWAIT)
+            finally:
+                self._wire_lock.release()
+        self.raw.shutdown(how)
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.raw.settimeout(timeout)
+
+    def gettimeout(self) -> float | None:
+        return self.raw.gettimeout()
+
+    def setblocking(self, flag: bool) -> None:
+        self.raw.setblocking(flag)
+
+    def setsockopt(self, *args: Any) -> None:
+        self.raw.setsockopt(*args)
+
+    def getsockopt(self, *args: Any) -> Any:
+        return self.raw.getsockopt(*args)
+
+    def getpeername(self) -> Any:
+        return self.raw.getpeername()
+
+    def getsockname(self) -> Any:
+        return self.raw.getsockname()
+
+    def getpeercert(self, binary_form: bool = False) -> Any:
+        return self._tls.getpeercert(binary_form)
+
+    def version(self) -> str | None:
+        return self._tls.version()
+
+    def cipher(self) -> tuple[str, str, int] | None:
+        return self._tls.cipher()
 
 
 def server_context() -> ssl.SSLContext:
     """A server context without a certificate: TLS 1.2 at least, Python's default ciphers."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.sslsocket_class = TlsSocket
+    # A renegotiation would need a reply while reading, which a reader never writes.
+    context.options |= ssl.OP_NO_RENEGOTIATION
     return context
 
 
@@ -59,7 +294,6 @@ def client_context(verify: bool = True) -> ssl.SSLContext:
     if not verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    context.sslsocket_class = TlsSocket
     return context
 
 
@@ -149,14 +383,10 @@ class TlsContext:
         except OSError as exc:
             raise ValueError(f"{where}: {exc.strerror or exc}") from None
 
-    def wrap(self, sock: socket.socket) -> TlsSocket:
+    def wrap(self, sock: socket.socket) -> TlsStream:
         """Wrap an accepted socket for the server side; the handshake is left for later."""
-        with self._lock:
-            wrapped = self.context.wrap_socket(
-                sock, server_side=True, do_handshake_on_connect=False
-            )
-        assert isinstance(wrapped, TlsSocket)
-        return wrapped
+        with self._lock:  # a reload may be loading this context right now
+            return TlsStream(sock, self.context)
 
     def reload(self) -> bool:
         """Read the files again; on any error keep the old certificate and log why."""
@@ -187,20 +417,18 @@ def reload_on_sighup(tls: TlsContext) -> None:
     signal.signal(signal.SIGHUP, on_hup)
 
 
-def handshake(sock: ssl.SSLSocket, timeout: float, peer: str) -> bool:
-    """Finish a server-side handshake within ``timeout`` seconds (one deadline for all of
-    it, however slowly the bytes drip in); False, logged without a traceback, if not.
+def handshake(stream: TlsStream, timeout: float, peer: str) -> bool:
+    """Finish a server-side handshake within ``timeout`` seconds; False, logged without
+    a traceback, if not.
 
     A failed handshake is the client's business (a port scan, an old TLS version, plain
-    text on the TLS port), so it is logged at INFO.
+    text on the TLS port), so it is logged at INFO, or DEBUG for a client that just left.
     """
     try:
-        sock.settimeout(timeout)
-        sock.do_handshake()
-        sock.settimeout(None)
+        stream.do_handshake(timeout)
     except TimeoutError:
         log.info("TLS handshake from %s: not finished within %g s; closed", peer, timeout)
-    except (ssl.SSLEOFError, ConnectionError) as exc:  # a port check, or a client that gave up
+    except ConnectionError as exc:  # a port check, or a client that gave up
         log.debug("TLS handshake from %s: closed by the client (%s)", peer, exc)
     except OSError as exc:
         log.info("TLS handshake from %s failed: %s", peer, describe_tls_error(exc))
@@ -227,15 +455,17 @@ class TlsAccept(socketserver.BaseServer):
     def finish_request(self, request: Any, client_address: Any) -> None:
         peer = str(client_address[0]) if client_address else "unknown"
         try:
-            sock = self.tls.wrap(request)
+            stream = self.tls.wrap(request)
+            # TLS 1.3 sends its session tickets after the handshake: without TCP_NODELAY the
+            # first words (the TCP chat's prompt) would wait for their ACK, 40 ms delayed.
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except (OSError, ValueError) as exc:  # e.g. the client already reset the connection
             log.info("TLS from %s: cannot start: %s", peer, exc)
             return
+        if not handshake(stream, self.tls.handshake_timeout, peer):
+            return  # the server's shutdown_request closes the socket
         try:
-            if handshake(sock, self.tls.handshake_timeout, peer):
-                super().finish_request(sock, client_address)
+            super().finish_request(cast(socket.socket, stream), client_address)
         finally:
-            # The server's shutdown_request gets the plain socket, now detached: close here.
             with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_WR)
-            sock.close()
+                stream.shutdown(socket.SHUT_WR)  # close_notify, when the handler did not
