@@ -76,6 +76,7 @@ class TlsStream:
         self._wire_lock = threading.Lock()  # ciphertext leaves whole and in order
         self._backlog = b""  # ciphertext the socket did not take yet (under the wire lock)
         self._plain = b""  # decrypted, not yet returned (the reading thread's alone)
+        self._eof = False  # the peer's close_notify or FIN was read (the reading thread's)
 
     # The handshake.
 
@@ -126,7 +127,8 @@ class TlsStream:
             except ssl.SSLWantReadError:
                 return None
             except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-                return b""  # close_notify, or the TCP end without it
+                self._eof = True  # close_notify, or the TCP end without it
+                return b""
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         if flags:
@@ -134,7 +136,7 @@ class TlsStream:
         if self._plain:
             ready, self._plain = self._plain[:bufsize], self._plain[bufsize:]
             return ready
-        while True:
+        while not self._eof:
             data = self._decrypt(bufsize)
             if data is not None:
                 return data
@@ -144,6 +146,7 @@ class TlsStream:
                     self._incoming.write(raw)
                 else:
                     self._incoming.write_eof()
+        return b""
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         view = memoryview(buffer).cast("B")
@@ -152,10 +155,10 @@ class TlsStream:
         return len(data)
 
     def pending(self) -> int:
-        """Plaintext ready to read now, which polling the socket would not show."""
-        if not self._plain:
+        """Plaintext (or the end) ready to read now, which polling the socket would not show."""
+        if not self._plain and not self._eof:
             self._plain = self._decrypt(READ_SIZE) or b""
-        return len(self._plain)
+        return len(self._plain) or int(self._eof)
 
     def makefile(self, mode: str = "rb", buffering: int | None = None, **_: Any) -> Any:
         """A binary file on the connection (what socketserver's handlers read lines from)."""
