@@ -30,8 +30,7 @@ def listeners(runtime: ChatRuntime, web_port: int | None, web_tls: bool) -> dict
             "expected": settings.tcp_enabled is True,
         },
     }
-    tls_cert = getattr(settings, "tls_cert", "")
-    if tls_cert:
+    if settings.tls_cert:
         tls_port = _tls_port(runtime)
         out["tls"] = {"listening": tls_port is not None, "port": tls_port, "expected": True}
     return out

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import platform
+import ssl
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from importlib.metadata import PackageNotFoundError, version
@@ -30,7 +31,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import choose_encoder
 
+from webchat.core.session import Session
 from webchat.core.stats import DISCONNECT_REASONS, Histogram
+from webchat.transports.tls import TlsStream
 from webchat.web.health import listeners
 
 if TYPE_CHECKING:
@@ -43,6 +46,8 @@ TRANSPORTS = ("tcp", "web")
 # Refusal reasons every scrape reports, at 0 until one happens.
 REFUSALS = ("per_address", "server_full", "origin", "banned")
 REGISTRY_KEY = "webchat.metrics"
+# What a TLS connection's socket is (webchat's own TLS stream, or the standard one).
+TLS_SOCKETS = (TlsStream, ssl.SSLSocket)
 
 
 def build_version() -> str:
@@ -78,10 +83,11 @@ class ChatCollector:
         info.add_metric([], {"version": self.version, "python": platform.python_version()})
         yield info
 
-        by_transport = Counter(s.via for s in sessions)
+        by_transport = Counter(_transport(s) for s in sessions)
         yield _gauge(
             "webchat_connections",
-            "Joined connections on this node, by transport (tcp, web, tls, ...).",
+            "Joined connections on this node, by transport: tcp, web, and tls (the TCP "
+            "chat's TLS port).",
             "transport",
             {**dict.fromkeys(TRANSPORTS, 0), **by_transport},
         )
@@ -170,6 +176,15 @@ class ChatCollector:
             "listener",
             {name: int(state["listening"]) for name, state in ports.items()},
         )
+
+
+def _transport(session: Session) -> str:
+    """How a session is connected: its transport's kind, and "tls" for the TCP chat's
+    TLS port (a terminal there is a "tcp" session on a TLS socket)."""
+    kind = session.via
+    if kind == "tcp" and isinstance(getattr(session.transport, "sock", None), TLS_SOCKETS):
+        return "tls"
+    return kind
 
 
 def _gauge(name: str, doc: str, label: str, values: Mapping[str, float]) -> GaugeMetricFamily:
