@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from flask import Flask
 from flask.helpers import get_debug_flag
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 if TYPE_CHECKING:
     from webchat.bus.node import ClusterNode
@@ -30,10 +31,13 @@ from webchat.core.hub import Hub
 from webchat.core.limits import HubLimits
 from webchat.history import SqliteHistory
 from webchat.memory import limit_malloc_arenas
-from webchat.policy.limits import AddressLimiter
+from webchat.policy.connections import ConnectionGate
+from webchat.policy.files import connection_limit, raise_open_files_limit
 from webchat.settings import Settings
 from webchat.text import ChatError
 from webchat.transports.tcp import ChatTCPServer
+from webchat.transports.tls import TlsContext
+from webchat.transports.tls_tcp import TlsChatTCPServer
 from webchat.transports.websocket import NoReaderThread
 
 log = logging.getLogger(__name__)
@@ -63,6 +67,8 @@ class ChatRuntime:
         limits = HubLimits.from_settings(settings)
         # Read first: a missing or bad password file stops the start, before any port opens.
         server_password = read_password_file(settings.server_password_file)
+        # Likewise the TLS certificate and key (None: no TLS).
+        self.tls = TlsContext.from_settings(settings)
         self.cluster: ClusterNode | None = None
         self.bus: Bus
         store: AccountStore
@@ -88,8 +94,16 @@ class ChatRuntime:
         except ChatError as exc:
             log.error("mutes could not be loaded: %s", exc)
         self.tcp: ChatTCPServer | None = None
-        # Shared by both transports: the per-address limit counts TCP and WebSocket together.
-        self.addresses = AddressLimiter(settings.max_connections_per_ip)
+        self.tls_tcp: TlsChatTCPServer | None = None  # the TCP chat over TLS, with --tls-cert
+        # Every connection of the server, TCP chat and web port alike, takes a slot here.
+        files = raise_open_files_limit()
+        total = connection_limit(settings.max_connections, files)
+        log.info(
+            "connections: at most %d in all, %d from one address (0: no limit)",
+            total,
+            settings.max_connections_per_ip,
+        )
+        self.gate = ConnectionGate(total, settings.max_connections_per_ip)
 
     @staticmethod
     def _logins(settings: Settings, store: AccountStore, server_password: str | None) -> Logins:
@@ -105,10 +119,17 @@ class ChatRuntime:
     def tcp_port(self) -> int | None:
         return self.tcp.port if self.tcp is not None else None
 
+    @property
+    def tls_port(self) -> int | None:
+        return self.tls_tcp.port if self.tls_tcp is not None else None
+
     def start_tcp(self) -> ChatTCPServer:
         if self.tcp is None:
-            self.tcp = ChatTCPServer(self.settings, self.hub, self.addresses)
+            self.tcp = ChatTCPServer(self.settings, self.hub, self.gate)
             self.tcp.start()
+        if self.tls is not None and self.tls_tcp is None:
+            self.tls_tcp = TlsChatTCPServer(self.settings, self.hub, self.gate, self.tls)
+            self.tls_tcp.start()
         return self.tcp
 
     def close(self) -> None:
@@ -116,6 +137,9 @@ class ChatRuntime:
         if self.tcp is not None:
             self.tcp.stop()
             self.tcp = None
+        if self.tls_tcp is not None:
+            self.tls_tcp.stop()
+            self.tls_tcp = None
         self.hub.shutdown()
         self.accounts.close()
         if self.cluster is not None:
@@ -143,6 +167,11 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
     if app.logger.level == logging.NOTSET:
         app.logger.setLevel(logging.INFO)  # say where to connect, who joins and leaves
+    if settings.trusted_proxies > 0:  # the client's address and scheme, as the proxy saw them
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops
+        )
     app.register_blueprint(bp)
     sock.init_app(app)
     runtime = ChatRuntime(settings, history_path(app, settings))

@@ -13,13 +13,13 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
-from werkzeug.serving import WSGIRequestHandler, make_server
-
 from webchat import create_app
 from webchat.accounts.passwords import Passwords
 from webchat.logs import configure_logging
 from webchat.settings import ENV_PREFIX, Settings, parse_value
 from webchat.text import ChatError
+from webchat.transports.tls import reload_on_sighup
+from webchat.web.server import web_server
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,9 @@ HELP = {
     "flood_refusals": "refused lines within the flood window that disconnect (0: never)",
     "flood_window": "seconds over which refused lines are counted",
     "max_connections_per_ip": "open connections allowed from one IP address (0: no limit)",
+    "max_connections": "open connections in all, TCP and web (0: the open-files limit "
+    "minus a reserve)",
+    "header_timeout": "seconds a web client has to send a request's headers",
     "history_db": "SQLite file for history (default: webchat.sqlite3 in the instance folder; "
     ":memory: for none on disk)",
     "history_replay": "events replayed to a newcomer (0: none)",
@@ -67,22 +70,18 @@ HELP = {
     "login_window": "seconds over which wrong passwords are counted",
     "server_password_file": "file with a hash from `webchat hash-password`: joining then "
     "needs that password",
+    "trusted_proxies": "reverse proxies in front whose X-Forwarded-* headers are believed "
+    "(0: none)",
     "allowed_origins": "comma-separated extra origins allowed to open /ws",
+    "metrics_token": "bearer token GET /metrics asks for (empty: /metrics is open); "
+    "prefer the variable, flags show in the process list",
+    "log_format": "log lines as text or json (one JSON object a line)",
     "tls_cert": "certificate file (PEM, chain after it): the TCP chat also listens with TLS "
     "and the web port serves HTTPS and WSS; SIGHUP reloads it",
     "tls_key": "private key file (PEM) for --tls-cert (default: in the certificate file)",
     "tls_port": "port for the TCP chat over TLS (with --tls-cert)",
     "tls_handshake_timeout": "seconds a client gets to finish its TLS handshake",
-    "metrics_token": "bearer token GET /metrics asks for (empty: /metrics is open); "
-    "prefer the variable, flags show in the process list",
-    "log_format": "log lines as text or json (one JSON object a line)",
 }
-
-
-class SmallBufferRequestHandler(WSGIRequestHandler):
-    """A WebSocket keeps its HTTP request's read buffer for life: keep it small."""
-
-    rbufsize = 2048
 
 
 def value_parser(name: str, type_name: object) -> Callable[[str], Any]:
@@ -174,13 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         app = create_app(settings)
-        server = make_server(
-            settings.web_host,
-            settings.web_port,
-            app,
-            threaded=True,
-            request_handler=SmallBufferRequestHandler,
-        )
+        server = web_server(app, settings.web_host, settings.web_port)
     except OSError as exc:
         print(f"webchat: cannot listen: {exc}", file=sys.stderr)
         return 1
@@ -194,9 +187,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Before the banner: whoever reads it may stop us at once.
     signal.signal(signal.SIGTERM, stop)
-    # `systemctl reload` sends it (docs/webchat.service): never a reason to stop
-    signal.signal(signal.SIGHUP, lambda signum, frame: log.info("SIGHUP: nothing to reload"))
-    text = banner(settings, server.server_port, runtime.tcp_port)
+    if runtime.tls is not None:
+        reload_on_sighup(runtime.tls)  # a renewed certificate, without dropping anyone
+    else:  # `systemctl reload` sends it (docs/webchat.service): never a reason to stop
+        signal.signal(signal.SIGHUP, lambda signum, frame: log.info("SIGHUP: nothing to reload"))
+    text = banner(settings, server.server_port, runtime.tcp_port, runtime.tls_port)
     if settings.log_format == "json":
         log.info("%s", text)  # standard output too is one JSON object a line
     else:
@@ -211,12 +206,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def banner(settings: Settings, web_port: int, tcp_port: int | None) -> str:
+def banner(
+    settings: Settings, web_port: int, tcp_port: int | None, tls_port: int | None = None
+) -> str:
     """Tell the person who started it where everyone connects."""
     web_host = (
         "localhost" if settings.web_host in {"0.0.0.0", "::", "127.0.0.1"} else settings.web_host
     )
-    lines = ["webchat is running.", f"  Browser:  http://{web_host}:{web_port}/"]
+    scheme = "https" if settings.tls_cert else "http"
+    lines = ["webchat is running.", f"  Browser:  {scheme}://{web_host}:{web_port}/"]
     if tcp_port is not None:
         tcp_host = (
             "localhost"
@@ -226,6 +224,11 @@ def banner(settings: Settings, web_port: int, tcp_port: int | None) -> str:
         lines.append(
             f"  Terminal: nc {tcp_host} {tcp_port}    (or: webchat-client {tcp_host} {tcp_port})"
         )
+        if tls_port is not None:
+            lines.append(
+                f"  TLS:      openssl s_client -quiet -connect {tcp_host}:{tls_port}"
+                f"    (or: webchat-client --tls {tcp_host} {tls_port})"
+            )
     if "0.0.0.0" in (settings.web_host, settings.tcp_host) or "::" in (
         settings.web_host,
         settings.tcp_host,

@@ -52,8 +52,15 @@ class Settings:
     # seconds is disconnected as flooding. 0 turns this off.
     flood_refusals: int = 20
     flood_window: float = 10.0
-    # Open connections (TCP and WebSocket together) allowed from one IP address; 0 = no limit.
+    # Open connections (TCP chat and web port together) allowed from one IP address;
+    # 0 = no limit.
     max_connections_per_ip: int = 100
+    # Open connections in all (TCP chat and web port); past it, newcomers are told the
+    # server is full. 0: the open-files limit (raised to its hard limit at start)
+    # minus a reserve of 128 (a quarter of a small limit).
+    max_connections: int = 0
+    # Seconds a web client has to send a request's headers, from its first byte owed.
+    header_timeout: float = 5.0
     # The history log, a SQLite file. Empty: webchat.sqlite3 in Flask's instance folder.
     # ":memory:" keeps history for this run only.
     history_db: str = ""
@@ -98,8 +105,16 @@ class Settings:
     # A private server: a file holding the hash `webchat hash-password` printed.
     # Empty: anyone may join.
     server_password_file: str = ""
+    # Reverse proxies in front of the web port whose X-Forwarded-For, -Proto, -Host and
+    # -Port headers are believed (werkzeug's ProxyFix): the client's address for the
+    # limits and bans, and https for the Origin rule. 0: none, the headers are ignored.
+    trusted_proxies: int = 0
     # Extra origins (scheme://host[:port]) allowed to open /ws, besides the page's own.
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
+    # Monitoring (webchat/web/metrics.py): a bearer token /metrics asks for (empty: open),
+    # and the log format of the `webchat` command: "text" or "json" (one object a line).
+    metrics_token: str = field(default="", repr=False)  # a secret: never in a repr
+    log_format: str = "text"
     # TLS (webchat/transports/tls.py): with a certificate (PEM, chain after the leaf) the
     # TCP chat also listens with TLS on tls_port, and the web port serves HTTPS and WSS.
     # tls_key empty: the key is in the certificate file. A client gets tls_handshake_timeout
@@ -108,10 +123,6 @@ class Settings:
     tls_key: str = ""
     tls_port: int = 6697
     tls_handshake_timeout: float = 10.0
-    # Monitoring (webchat/web/metrics.py): a bearer token /metrics asks for (empty: open),
-    # and the log format of the `webchat` command: "text" or "json" (one object a line).
-    metrics_token: str = field(default="", repr=False)  # a secret: never in a repr
-    log_format: str = "text"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from webchat.policy.limits import AddressLimiter, TokenBucket
+from webchat.policy.connections import PER_ADDRESS, SERVER_FULL, ConnectionGate
+from webchat.policy.limits import TokenBucket
 
 
 class Clock:
@@ -45,30 +46,48 @@ def test_bucket_with_rate_zero_is_off() -> None:
     assert all(bucket.take() for _ in range(10_000))
 
 
-def test_address_limiter_edge_and_release() -> None:
-    limiter = AddressLimiter(3)
-    assert all(limiter.acquire("10.0.0.1") for _ in range(3))
-    assert not limiter.acquire("10.0.0.1")
-    assert limiter.acquire("10.0.0.2")
+def test_address_limit_edge_and_release() -> None:
+    limiter = ConnectionGate(0, 3)
+    assert all(limiter.acquire("10.0.0.1") is None for _ in range(3))
+    assert limiter.acquire("10.0.0.1") == PER_ADDRESS
+    assert limiter.acquire("10.0.0.2") is None
     limiter.release("10.0.0.1")
-    assert limiter.acquire("10.0.0.1")
+    assert limiter.acquire("10.0.0.1") is None
     for _ in range(3):
         limiter.release("10.0.0.1")
     assert limiter.count("10.0.0.1") == 0
+    assert limiter.open == 1
 
 
-def test_address_limiter_zero_means_unlimited() -> None:
-    limiter = AddressLimiter(0)
-    assert all(limiter.acquire("::1") for _ in range(1000))
+def test_total_limit_edge_and_release() -> None:
+    gate = ConnectionGate(2, 0)
+    assert gate.acquire("10.0.0.1") is None and gate.acquire("10.0.0.2") is None
+    assert gate.acquire("10.0.0.3") == SERVER_FULL
+    assert "full (2 connections)" in gate.explain(SERVER_FULL, "10.0.0.3")
+    gate.release("10.0.0.2")
+    assert gate.acquire("10.0.0.3") is None
+    gate.release("10.0.0.9")  # never admitted: nothing to give back
+    assert gate.open == 2
 
 
-def test_address_limiter_is_exact_under_contention() -> None:
-    limiter = AddressLimiter(50)
+def test_an_ipv4_address_seen_through_ipv6_counts_as_itself() -> None:
+    gate = ConnectionGate(0, 1)
+    assert gate.acquire("10.0.0.1") is None
+    assert gate.acquire("::ffff:10.0.0.1") == PER_ADDRESS
+
+
+def test_address_limit_zero_means_unlimited() -> None:
+    limiter = ConnectionGate(0, 0)
+    assert all(limiter.acquire("::1") is None for _ in range(1000))
+
+
+def test_address_limit_is_exact_under_contention() -> None:
+    limiter = ConnectionGate(0, 50)
     granted: list[bool] = []
     lock = threading.Lock()
 
     def grab() -> None:
-        ok = limiter.acquire("127.0.0.1")
+        ok = limiter.acquire("127.0.0.1") is None
         with lock:
             granted.append(ok)
 

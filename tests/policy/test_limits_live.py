@@ -115,7 +115,7 @@ def test_connections_per_address_count_both_transports_and_refuse_at_the_limit(m
     chat = make_chat(max_connections_per_ip=2)
     first = chat.tcp("first")
     second = chat.ws("second")
-    wait_until(lambda: chat.runtime.addresses.count("127.0.0.1") == 2)
+    wait_until(lambda: chat.runtime.gate.count("127.0.0.1") == 2)
 
     refused_tcp = TcpClient(chat.tcp_port)
     text = refused_tcp.read_until_closed()
@@ -130,7 +130,7 @@ def test_connections_per_address_count_both_transports_and_refuse_at_the_limit(m
     assert reply.status == 429 and b"Too many connections from 127.0.0.1 (limit 2)" in reply.body
 
     second.close()
-    wait_until(lambda: chat.runtime.addresses.count("127.0.0.1") == 1)
+    wait_until(lambda: chat.runtime.gate.count("127.0.0.1") == 1)
     again = chat.tcp("again")
     first.line("still fine")
     assert again.expect("first:") == "first: still fine"

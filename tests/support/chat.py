@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer
 
 from tests.support.clients import TcpClient, WsClient
 from webchat import ChatRuntime, create_app
 from webchat.settings import Settings
+from webchat.web.server import web_server
 
 
 @dataclass
@@ -56,7 +57,7 @@ def start_chat(**overrides: Any) -> tuple[RunningChat, Callable[[], None]]:
         }
     )
     app = create_app(settings)
-    web = make_server("127.0.0.1", 0, app, threaded=True)
+    web = web_server(app, "127.0.0.1", 0)
     thread = threading.Thread(target=web.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     thread.start()
 

@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -101,6 +102,18 @@ class TcpClient:
                 break
         got, self.buffer = self.buffer[: len(data)], self.buffer[len(data) :]
         assert got == data, f"expected {data!r}, got {got!r}"
+
+    def greeting(self, timeout: float = DEFAULT_TIMEOUT) -> str:
+        """The first thing the server says: its prompt (no line end) or one whole line."""
+        deadline = time.monotonic() + timeout
+        prompt = b"Enter your nickname: "
+        while not self.buffer.startswith(prompt) and b"\r\n" not in self.buffer:
+            if not self._fill(deadline):
+                raise EOFError(f"connection closed; buffer holds {self.buffer!r}")
+        if self.buffer.startswith(prompt):
+            self.buffer = self.buffer[len(prompt) :]
+            return prompt.decode()
+        return self.read_line(timeout)
 
     def read_line(self, timeout: float = DEFAULT_TIMEOUT) -> str:
         """One raw line including its CRLF, decoded; raises at EOF."""
@@ -304,14 +317,24 @@ class RawWsClient:
     """
 
     def __init__(
-        self, port: int, headers: dict[str, str] | None = None, rcvbuf: int | None = None
+        self,
+        port: int,
+        headers: dict[str, str] | None = None,
+        rcvbuf: int | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """``tls``: speak wss:// to a server with a certificate for localhost. (One thread
+        uses the socket: an ssl.SSLSocket must never be read and written at once.)"""
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(DEFAULT_TIMEOUT)
         self.sock.connect(("127.0.0.1", port))
-        lines = ["GET /ws HTTP/1.1", f"Host: 127.0.0.1:{port}"]
+        host = "127.0.0.1"
+        if tls is not None:
+            host = "localhost"
+            self.sock = tls.wrap_socket(self.sock, server_hostname=host)
+        lines = ["GET /ws HTTP/1.1", f"Host: {host}:{port}"]
         lines += [f"{k}: {v}" for k, v in websocket_upgrade_headers(headers).items()]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         reply = read_http_head(self.sock)

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -19,8 +19,13 @@ class ServerProcess:
     """A subprocess whose combined output is collected line by line in the background."""
 
     def __init__(
-        self, argv: Sequence[str], cwd: Path | str = REPO, env: dict[str, str] | None = None
+        self,
+        argv: Sequence[str],
+        cwd: Path | str = REPO,
+        env: dict[str, str] | None = None,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
+        """``preexec_fn`` runs in the child before the server starts (e.g. a lower ulimit)."""
         # History stays in memory unless a test asks for a file: never in the checkout.
         full_env = {
             "WEBCHAT_HISTORY_DB": ":memory:",
@@ -37,6 +42,7 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
+            preexec_fn=preexec_fn,
         )
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()

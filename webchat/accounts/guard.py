@@ -34,13 +34,16 @@ class LoginGuard:
         self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def check(self, key: str, address: str) -> None:
-        """Raise ChatError too_many_attempts while this account or address is held back."""
+    def check(self, key: str | None, address: str) -> None:
+        """Raise ChatError too_many_attempts while this account or address is held back
+        (``key`` None: the address alone, as for the server password)."""
         if self.max_failures <= 0:
             return
         with self._lock:
             now = self._clock()
-            wait = max(self._wait(f"k:{key}", now), self._wait(f"a:{address}", now))
+            wait = self._wait(f"a:{address}", now)
+            if key is not None:
+                wait = max(wait, self._wait(f"k:{key}", now))
         if wait > 0:
             raise ChatError(
                 "too_many_attempts",
@@ -48,12 +51,13 @@ class LoginGuard:
                 f"try again in {wait:.0f} s",
             )
 
-    def failed(self, key: str, address: str) -> None:
+    def failed(self, key: str | None, address: str) -> None:
         if self.max_failures <= 0:
             return
         with self._lock:
             now = self._clock()
-            for name in (f"k:{key}", f"a:{address}"):
+            names = [f"a:{address}"] if key is None else [f"k:{key}", f"a:{address}"]
+            for name in names:
                 times = self._failures.pop(name, None) or deque(maxlen=self.max_failures)
                 times.append(now)
                 self._failures[name] = times  # re-inserted: the dict is oldest-first

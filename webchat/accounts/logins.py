@@ -54,9 +54,9 @@ class Logins:
             return
         if given is None:
             raise ChatError("server_password_required", "this server needs a password to join")
-        self.guard.check("", address)
+        self.guard.check(None, address)  # the address alone: one server, many addresses
         if not self.passwords.verify(self.server_password_hash, given):
-            self.guard.failed("", address)
+            self.guard.failed(None, address)
             raise ChatError("wrong_server_password", "wrong server password")
 
     def identify(self, nick: str, password: str | None, address: str) -> str | None:

@@ -61,7 +61,7 @@ class Membership:
         name = check_room(raw)
         hub = self.hub
         hub.require_bus()
-        if name not in session.rooms:
+        if name not in session.rooms and not hub.moderation.is_server_operator(session):
             hub.moderation.check_ban(name, session.key, session.address)
         with hub.lock:
             if name in session.rooms:

@@ -14,6 +14,7 @@ first, so they outlive a restart.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Mapping
@@ -26,6 +27,8 @@ from webchat.core.sanctions import Mutes, shown_duration
 from webchat.core.session import Session
 from webchat.core.state import HubState
 from webchat.text import ChatError, nick_key
+
+log = logging.getLogger(__name__)
 
 # The events moderation publishes; each names the person it is about as "target".
 ACTIONS = frozenset({"kick", "ban", "unban", "mute", "unmute", "op", "deop"})
@@ -274,6 +277,22 @@ class Moderation:
         if holder is not None:
             changed = {holder.id}
             session.ignored = session.ignored | changed if on else session.ignored - changed
+
+    def renamed_locked(self, old_key: str, new_key: str) -> list[tuple[str, float]]:
+        """A muted person changed nick: the mutes follow them (every node does this as
+        the ``nick`` event passes); the (scope, until) carried."""
+        return self.mutes.carry(old_key, new_key) if self.mutes else []
+
+    def store_carried(self, session: Session, carried: list[tuple[str, float]]) -> None:
+        """Store the mutes a rename carried, so they outlive a restart too (unlocked)."""
+        now = time.time()
+        for scope, until in carried:
+            end = None if until == math.inf else until
+            mute = Sanction("mute", scope, session.key, session.nick, None, "", "", end, now)
+            try:
+                self.store.add_sanction(mute)
+            except ChatError as exc:
+                log.warning("a mute carried over a nick change is not stored: %s", exc)
 
     def arrived_locked(self, person: Session) -> None:
         """Someone (here or on another node) now holds their key: who ignores them?"""

@@ -147,8 +147,10 @@ class People:
             with hub.lock:
                 old, old_key = session.nick, session.key
                 hub.roster.rename(session, nick, key)
+                carried: list[tuple[str, float]] = []
                 if key != old_key:  # a new nick is owned only if its password was given
                     session.account = account
+                    carried = hub.moderation.renamed_locked(old_key, key)
                 hub.rooms.rekey(list(session.rooms), session.id, old_key, session.key)
                 hub.moderation.arrived_locked(session)
                 event = Event("nick", old, extra={"new": nick})
@@ -159,6 +161,8 @@ class People:
             raise
         if key != old_key:
             hub.claims.release(old_key, session.id)
+        if carried:
+            hub.moderation.store_carried(session, carried)
 
     def set_away(self, session: Session, reason: str | None) -> None:
         self.hub.require_bus()
@@ -188,6 +192,8 @@ class People:
             return
         user = dict(item.user)
         known = hub.roster.get(user["id"])
+        if event.type == "nick" and known is not None and known.key != user["key"]:
+            hub.moderation.renamed_locked(known.key, user["key"])  # its node stores them
         for name in known.rooms if known is not None else ():
             hub.rooms.exit(name, user["id"])
         if event.type == "leave":

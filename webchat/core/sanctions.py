@@ -65,6 +65,13 @@ class Mutes:
     def set(self, scope: str, key: str, until: float | None) -> None:
         self._until[(scope, key)] = math.inf if until is None else until
 
+    def carry(self, old_key: str, new_key: str) -> list[tuple[str, float]]:
+        """Someone muted changed nick: the mutes follow them; the (scope, until) carried."""
+        carried = [(scope, until) for (scope, key), until in self._until.items() if key == old_key]
+        for scope, until in carried:
+            self._until[(scope, new_key)] = until
+        return carried
+
     def lift(self, scope: str, key: str) -> None:
         self._until.pop((scope, key), None)
 

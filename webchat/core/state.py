@@ -40,6 +40,12 @@ class Moderating(Protocol):
     def apply_locked(self, event: Event) -> None:
         """Apply another node's moderation event here."""
 
+    def renamed_locked(self, old_key: str, new_key: str) -> list[tuple[str, float]]:
+        """Carry a renamed person's mutes to their new nick."""
+
+    def store_carried(self, session: Session, carried: list[tuple[str, float]]) -> None:
+        """Store the carried mutes (unlocked)."""
+
     def arrived_locked(self, person: Session) -> None:
         """Someone now holds their nick key: start ignoring them where asked."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -52,40 +51,3 @@ class TokenBucket:
         if self.rate <= 0:
             return 0.0
         return max(0.0, (1.0 - self.tokens) / self.rate)
-
-
-class AddressLimiter:
-    """Counts open connections per IP address; shared by both transports."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._lock = threading.Lock()
-        self._open: dict[str, int] = {}
-
-    def acquire(self, address: str) -> bool:
-        """Take a slot for this address, or return False when it has ``limit`` already."""
-        address = normal_address(address)
-        with self._lock:
-            count = self._open.get(address, 0)
-            if self.limit > 0 and count >= self.limit:
-                return False
-            self._open[address] = count + 1
-            return True
-
-    def release(self, address: str) -> None:
-        address = normal_address(address)
-        with self._lock:
-            count = self._open.get(address, 0) - 1
-            if count > 0:
-                self._open[address] = count
-            else:
-                self._open.pop(address, None)
-
-    def count(self, address: str) -> int:
-        with self._lock:
-            return self._open.get(normal_address(address), 0)
-
-
-def normal_address(address: str) -> str:
-    """One key per machine: an IPv4 client seen through an IPv6 socket counts as itself."""
-    return address.removeprefix("::ffff:") if address.startswith("::ffff:") else address

@@ -19,9 +19,10 @@ from webchat.core.events import Packet
 from webchat.core.hub import Hub
 from webchat.core.serve import Ended, JoinRequest, Line, Refusal, serve
 from webchat.core.session import Session
-from webchat.policy.limits import AddressLimiter
+from webchat.policy.connections import ConnectionGate
 from webchat.settings import Settings
 from webchat.text import ChatError, clean_text, strip_telnet
+from webchat.transports.guarded import GuardedServer
 from webchat.transports.sockets import SocketTransport
 
 log = logging.getLogger(__name__)
@@ -107,21 +108,7 @@ class ChatRequestHandler(socketserver.StreamRequestHandler):
     rbufsize = 2048
 
     def handle(self) -> None:
-        address = str(self.client_address[0])
-        limiter = self.server.addresses
-        if not limiter.acquire(address):
-            self.server.hub.stats.refused.add("per_address")
-            self.say(
-                f"error: too many connections from {address} "
-                f"(limit {limiter.limit}); close one and try again"
-            )
-            return
-        try:
-            self._serve()
-        finally:
-            limiter.release(address)
-
-    def _serve(self) -> None:
+        """Admitted already (GuardedServer.verify_request): the connection's life."""
         settings = self.server.settings
         self.connection.settimeout(settings.nick_timeout)
         conn = TcpConnection(self, LineReader(self.rfile, settings.max_line_bytes))
@@ -212,22 +199,32 @@ class TcpConnection:
         return Line(strip_telnet(line).decode("utf-8", "replace"))
 
 
-class ChatTCPServer(socketserver.ThreadingTCPServer):
-    """Thread per connection, as the assignment asks; stopped with shutdown()."""
+class ChatTCPServer(GuardedServer, socketserver.ThreadingTCPServer):
+    """Thread per connection, as the assignment asks; stopped with shutdown().
+
+    Who is let in is decided in the accept thread (GuardedServer): a refused client
+    gets one line and is closed, without a thread of its own.
+    """
 
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 1024
     block_on_close = False
 
-    def __init__(self, settings: Settings, hub: Hub, addresses: AddressLimiter) -> None:
+    def __init__(self, settings: Settings, hub: Hub, gate: ConnectionGate) -> None:
         self.settings = settings
         self.hub = hub
-        self.addresses = addresses
+        self.init_guard(gate)
         if ":" in settings.tcp_host:
             self.address_family = socket.AF_INET6
         super().__init__((settings.tcp_host, settings.tcp_port), ChatRequestHandler)
         self._thread: threading.Thread | None = None
+
+    def refusal(self, reason: str, text: str) -> bytes:
+        return f"*** error: {text}\r\n".encode()
+
+    def refused(self, reason: str, address: str) -> None:
+        self.hub.stats.refused.add(reason)
 
     @property
     def port(self) -> int:
@@ -238,6 +235,10 @@ class ChatTCPServer(socketserver.ThreadingTCPServer):
             target=self.serve_forever, name="tcp-accept", kwargs={"poll_interval": 0.2}, daemon=True
         )
         self._thread.start()
+        self.announce()
+
+    def announce(self) -> None:
+        """Log where to connect (the TLS listener says it its own way)."""
         log.info(
             "TCP chat listening on %s port %d: connect with  nc %s %d",
             self.settings.tcp_host,

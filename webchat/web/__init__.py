@@ -21,10 +21,12 @@ from webchat.core.events import LOBBY
 from webchat.core.hub import Hub
 from webchat.core.rooms import check_room
 from webchat.core.serve import serve
+from webchat.policy.connections import PER_ADDRESS, SERVER_FULL, ConnectionGate
 from webchat.settings import Settings
 from webchat.text import ChatError
 from webchat.transports.websocket import Closed, FrameReader, WsConnection, WsTransport
 from webchat.web.health import health
+from webchat.web.server import COUNTED
 
 log = logging.getLogger(__name__)
 
@@ -133,15 +135,24 @@ def guard_websocket() -> Response | None:
         log.warning("refused WebSocket from foreign origin %s", origin)
         _hub().stats.refused.add("origin")
         return Response(f"Origin {origin} is not allowed to use this chat.\n", 403)
-    # Refused before the upgrade, so every client learns why (the handler checks again).
-    limiter = current_app.extensions["webchat"].addresses
+    # Served by another server (gunicorn), this connection holds no slot yet: refused
+    # before the upgrade, so every client learns why (the handler takes the slot).
+    gate: ConnectionGate = current_app.extensions["webchat"].gate
     address = request.remote_addr or "unknown"
-    if limiter.limit > 0 and limiter.count(address) >= limiter.limit:
-        _hub().stats.refused.add("per_address")
-        return Response(
-            f"Too many connections from {address} (limit {limiter.limit}); close one first.\n",
-            429,
-        )
+    if not request.environ.get(COUNTED) and (reason := _full(gate, address)) is not None:
+        _hub().stats.refused.add(reason)
+        status = 503 if reason == SERVER_FULL else 429
+        text = gate.explain(reason, address)
+        return Response(text[0].upper() + text[1:] + ".\n", status, {"Retry-After": "5"})
+    return None
+
+
+def _full(gate: ConnectionGate, address: str) -> str | None:
+    """Why one more connection would be refused now, without taking a slot."""
+    if gate.total > 0 and gate.open >= gate.total:
+        return SERVER_FULL
+    if gate.limit > 0 and gate.count(address) >= gate.limit:
+        return PER_ADDRESS
     return None
 
 
@@ -151,23 +162,23 @@ def websocket(ws: Any) -> None:
     settings: Settings = runtime.settings
     hub: Hub = runtime.hub
     address = request.remote_addr or "unknown"
-    limiter = runtime.addresses
+    ws.sock.settimeout(None)  # the header deadline is over: a chat may stay quiet for hours
     transport = WsTransport(ws.sock, settings.ping_interval)
     reader = FrameReader(ws, transport, settings.max_frame_bytes)
     ws.connected = False  # flask-sock must not send a close of its own when we return
+    counted = bool(request.environ.get(COUNTED))  # our server took the slot at accept
     try:
-        if not limiter.acquire(address):
-            hub.stats.refused.add("per_address")
+        if not counted and (reason := runtime.gate.acquire(address)) is not None:
+            hub.stats.refused.add(reason)
             with contextlib.suppress(OSError):
-                transport.send_goodbye(
-                    f"too many connections from {address} (limit {limiter.limit})", 1008
-                )
+                transport.send_goodbye(runtime.gate.explain(reason, address), 1008)
             return
         try:
             conn = WsConnection(reader, transport, settings.nick_timeout, address)
             serve(hub, conn, settings.close_grace)
         finally:
-            limiter.release(address)
+            if not counted:
+                runtime.gate.release(address)
     finally:
         _finish(reader, transport, settings.close_grace)
 
