@@ -29,6 +29,8 @@ def test_ok_names_each_listener_and_the_history(chat):
     assert body["web"] == {"listening": True, "port": chat.web.server_port, "tls": False}
     assert "tls" not in body  # no certificate configured
     assert body["history"] == {"ok": True, "error": None, "last_id": chat.runtime.history.last_id()}
+    connections = body["connections"]  # how full the server is (never a reason for 503)
+    assert isinstance(connections, dict) and connections["open"] >= 1
     assert "cluster" not in body  # one process
     alice.close()
 
