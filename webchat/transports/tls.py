@@ -33,8 +33,10 @@ from webchat.settings import Settings
 log = logging.getLogger(__name__)
 
 
-# Bytes read from the socket at a time: a few TLS records (at most 16 KiB + 256 each).
-READ_SIZE = 65536
+# Plaintext encrypted at a time: one TLS record's worth.
+RECORD = 16384
+# Bytes read from the socket at a time: about one whole record (16 KiB + 256 at most).
+READ_SIZE = RECORD + 512
 
 
 class TlsStream:
@@ -74,7 +76,10 @@ class TlsStream:
         )
         self._tls_lock = threading.Lock()  # the SSL object and its two buffers
         self._wire_lock = threading.Lock()  # ciphertext leaves whole and in order
-        self._backlog = b""  # ciphertext the socket did not take yet (under the wire lock)
+        # What a send_nowait took and the socket did not (under the wire lock): the rest
+        # of a record's ciphertext, then plaintext not yet encrypted.
+        self._backlog = b""
+        self._later = b""
         self._plain = b""  # decrypted, not yet returned (the reading thread's alone)
         self._eof = False  # the peer's close_notify or FIN was read (the reading thread's)
 
@@ -176,17 +181,33 @@ class TlsStream:
     # Writing: one thread at a time (whoever holds the session's write lock).
 
     def _encrypt(self, data: bytes | memoryview) -> bytes:
+        """At most RECORD bytes of plaintext in, ciphertext out (with whatever else the
+        SSL object has for the peer). The memory buffer keeps the largest size it ever
+        held, for the life of the connection: one record at a time keeps it small."""
         with self._tls_lock:
             if data:
                 self._tls.write(data)
             return self._outgoing.read()
 
+    def _send_owed(self) -> None:
+        """What an earlier send_nowait took but did not send, waiting as long as it takes."""
+        out, later = self._backlog, self._later
+        self._backlog, self._later = b"", b""
+        if out:
+            self.raw.sendall(out)
+        self._send_all(later)
+
+    def _send_all(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        for start in range(0, len(view), RECORD):
+            self.raw.sendall(self._encrypt(view[start : start + RECORD]))
+
     def sendall(self, data: bytes | memoryview, flags: int = 0) -> None:
         if flags:
             raise ValueError("flags are not supported on a TLS connection")
         with self._wire_lock:
-            out, self._backlog = self._backlog + self._encrypt(data), b""
-            self.raw.sendall(out)
+            self._send_owed()
+            self._send_all(data)
 
     def send(self, data: bytes | memoryview, flags: int = 0) -> int:
         """With ``MSG_DONTWAIT``: see :meth:`send_nowait`. Otherwise all of it."""
@@ -196,36 +217,38 @@ class TlsStream:
         return len(data)
 
     def send_nowait(self, data: bytes | memoryview) -> int:
-        """Encrypt ``data`` and offer it to the socket without waiting.
+        """Offer ``data`` to the socket, encrypted, without waiting.
 
-        Returns ``len(data)`` when all of it is on its way, or 0: then the ciphertext (or
-        what the socket did not take of it) is kept, and :meth:`send_rest` must follow
-        before anything else is sent; no plaintext is ever encrypted twice.
+        Returns ``len(data)`` when all of it is on its way. Otherwise 0, and the stream
+        keeps what the socket did not take (the rest of a record's ciphertext, and the
+        plaintext after it, not yet encrypted): :meth:`send_rest` must follow before
+        anything else is sent, and nothing is ever encrypted twice.
         """
         if not self._wire_lock.acquire(blocking=False):
             return 0
         try:
-            if self._backlog:
+            if self._backlog or self._later:
                 return 0
-            out = self._encrypt(data)
-            sent = 0
-            with contextlib.suppress(BlockingIOError):
-                while sent < len(out):
-                    sent += self.raw.send(out[sent:], socket.MSG_DONTWAIT)
-            if sent < len(out):
-                self._backlog = out[sent:]
-                return 0
+            view = memoryview(data)
+            for start in range(0, len(view), RECORD):
+                out = self._encrypt(view[start : start + RECORD])
+                sent = 0
+                with contextlib.suppress(BlockingIOError):
+                    while sent < len(out):
+                        sent += self.raw.send(out[sent:], socket.MSG_DONTWAIT)
+                if sent < len(out):
+                    self._backlog = out[sent:]
+                    self._later = bytes(view[start + RECORD :])
+                    return 0
             return len(data)
         finally:
             self._wire_lock.release()
 
     def send_rest(self, data: bytes) -> None:
-        """Finish what :meth:`send_nowait` took but could not send (``data`` is its plaintext,
-        already encrypted: only the ciphertext still owed goes out), waiting as long as it takes."""
+        """Finish what :meth:`send_nowait` took but could not send; ``data`` is what it was
+        given, kept by the stream already, so it is not sent again."""
         with self._wire_lock:
-            out, self._backlog = self._backlog, b""
-            if out:
-                self.raw.sendall(out)
+            self._send_owed()
 
     # The socket's other calls.
 
@@ -236,10 +259,9 @@ class TlsStream:
             try:
                 with self._tls_lock, contextlib.suppress(ssl.SSLError):
                     self._tls.unwrap()  # writes close_notify; the peer's is not awaited
-                out = self._backlog + self._encrypt(b"")
-                self._backlog = b""
-                with contextlib.suppress(OSError):
-                    self.raw.send(out, socket.MSG_DONTWAIT)
+                if not self._backlog and not self._later:  # else the peer is not reading
+                    with contextlib.suppress(OSError):
+                        self.raw.send(self._encrypt(b""), socket.MSG_DONTWAIT)
             finally:
                 self._wire_lock.release()
         self.raw.shutdown(how)
