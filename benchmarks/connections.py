@@ -17,11 +17,14 @@ times a page load and a WebSocket join; then counts the server's threads.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
+import selectors
 import socket
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -54,25 +57,35 @@ def timed(action: Callable[[], object]) -> float:
     started = time.monotonic()
     try:
         action()
+    except urllib.error.HTTPError as exc:
+        print(f"    answered HTTP {exc.code} in {time.monotonic() - started:.3f} s")
+        return float("inf")
     except OSError as exc:
         print(f"    failed: {exc}")
         return float("inf")
     return time.monotonic() - started
 
 
-def read_until(sock: socket.socket, done: Callable[[bytes], bool], timeout: float = 5) -> bytes:
-    data = b""
-    deadline = time.monotonic() + timeout
-    while not done(data) and time.monotonic() < deadline:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            chunk = sock.recv(4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        data += chunk
-    return data
+def first_words(socks: list[socket.socket], done: Callable[[bytes], bool]) -> list[bytes]:
+    """What each socket received within 5 s, all read at once, until ``done`` holds."""
+    got = [b""] * len(socks)
+    waiting = selectors.DefaultSelector()
+    for i, sock in enumerate(socks):
+        sock.setblocking(False)
+        waiting.register(sock, selectors.EVENT_READ, i)
+    deadline = time.monotonic() + 5
+    while waiting.get_map() and time.monotonic() < deadline:
+        for key, _ in waiting.select(max(0.0, deadline - time.monotonic())):
+            i = key.data
+            try:
+                chunk = socks[i].recv(4096)
+            except OSError:
+                chunk = b""
+            got[i] += chunk
+            if not chunk or done(got[i]):
+                waiting.unregister(socks[i])
+    waiting.close()
+    return got
 
 
 def files(args: argparse.Namespace) -> None:
@@ -80,39 +93,28 @@ def files(args: argparse.Namespace) -> None:
     web, tcp = ports(server)
     socks = []
     for i in range(args.clients):
+        address = (f"127.0.0.{2 + i % 50}", 0)
         try:
-            socks.append(
-                socket.create_connection(
-                    ("127.0.0.1", tcp), timeout=5, source_address=(f"127.0.0.{2 + i % 50}", 0)
-                )
-            )
+            socks.append(socket.create_connection(("127.0.0.1", tcp), 5, address))
         except OSError as exc:
             print(f"connect {i} failed: {exc}")
             break
-    prompts = full = silent = 0
-    joined = 0
-    for i, sock in enumerate(socks):
-        data = read_until(sock, lambda d: PROMPT in d or b"\r\n" in d)
-        if PROMPT in data:
-            prompts += 1
-            try:
-                sock.sendall(f"u{i}\n".encode())
-            except OSError:
-                continue
-            joined += b"Welcome" in read_until(sock, lambda d: b"Welcome" in d)
-        elif b"full" in data:
-            full += 1
-        else:
-            silent += 1
+    words = first_words(socks, lambda d: PROMPT in d or b"\r\n" in d)
+    prompted = [sock for sock, said in zip(socks, words, strict=True) if PROMPT in said]
+    full = sum(b"full" in said for said in words)
+    for i, sock in enumerate(prompted):
+        with contextlib.suppress(OSError):
+            sock.send(f"u{i}\n".encode())
+    joined = sum(b"Welcome" in said for said in first_words(prompted, lambda d: b"Welcome" in d))
     health = timed(lambda: urllib.request.urlopen(f"http://127.0.0.1:{web}/healthz", timeout=5))
     for sock in socks:
         sock.close()
     server.stop()
     tracebacks = server.output().count("Traceback")
+    silent = len(socks) - len(prompted) - full
     print(f"limits soft={args.soft} hard={args.hard}, {len(socks)} clients connected:")
-    print(
-        f"  prompt {prompts} (then joined {joined}), told full {full}, nothing within 5 s {silent}"
-    )
+    print(f"  prompt {len(prompted)} (then joined {joined}), told full {full}", end="")
+    print(f", nothing within 5 s {silent}")
     print(f"  /healthz answered in {health:.3f} s; tracebacks in the log: {tracebacks}")
 
 
@@ -126,8 +128,8 @@ def slowloris(args: argparse.Namespace) -> None:
         )
         sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
         holders.append(sock)
-    threads = len(os.listdir(f"/proc/{server.proc.pid}/task"))
     page = timed(lambda: urllib.request.urlopen(f"http://127.0.0.1:{web}/", timeout=10).read())
+    threads = len(os.listdir(f"/proc/{server.proc.pid}/task"))
 
     def join() -> None:
         ws = Client.connect(f"ws://127.0.0.1:{web}/ws")
