@@ -6,6 +6,9 @@ Each hash costs a few tenths of a second here, so the tests share the few they m
 
 from __future__ import annotations
 
+import statistics
+import time
+
 import pytest
 from argon2 import PasswordHasher
 from argon2.low_level import Type
@@ -209,3 +212,28 @@ def test_needs_rehash_for_another_argon2_variant(passwords: Passwords) -> None:
     old = argon2i.hash(PASSWORD)
     assert passwords.needs_rehash(old)
     assert passwords.verify(old, PASSWORD)
+
+
+def test_a_wrong_password_costs_as_long_as_the_right_one(passwords: Passwords) -> None:
+    """No early exit: verifying hashes the whole attempt, then compares in constant
+    time, so how long it takes says nothing about how much of a guess was right."""
+    secret = "correct-horse-battery"
+    stored = passwords.hash(secret)
+    attempts = {
+        "right": secret,
+        "wrong first character": "Xorrect-horse-battery",
+        "wrong last character": "correct-horse-batterX",
+        "nothing alike": "zzzzzzzzzzzzzzzzzzzzz",
+    }
+    costs = {}
+    for name, attempt in attempts.items():
+        samples = []
+        for _ in range(3):
+            started = time.perf_counter()
+            passwords.verify(stored, attempt)
+            samples.append(time.perf_counter() - started)
+        costs[name] = statistics.median(samples)
+    fastest, slowest = min(costs.values()), max(costs.values())
+    # An early exit would make a wrong guess cost microseconds against the right one's
+    # tenth of a second; the bound only allows for a busy machine.
+    assert slowest < 3 * fastest, costs
