@@ -53,8 +53,8 @@ class TlsStream:
       while waiting on the socket, so neither thread ever waits for the other's peer.
     - **Writes that do not wait.** The hub's direct send (``webchat/core/writer.py``)
       writes with ``MSG_DONTWAIT`` from the committer's thread; ``SSLSocket`` refuses
-      flags. Here the plaintext is encrypted whole, the ciphertext is offered to the
-      socket without waiting, and what it does not take is kept, in order, until the
+      flags. Here the plaintext is encrypted a record at a time and each record offered
+      to the socket without waiting; what it does not take is kept, in order, until the
       writer thread sends it (:meth:`send_rest`). TLS sessions get the direct path too.
     - **Goodbyes.** ``shutdown(SHUT_WR)`` sends TLS's close_notify before the FIN, so
       ``openssl s_client`` ends quietly; an ``SSLSocket`` would also forget its TLS state
