@@ -85,8 +85,11 @@ def test_no_tcp_flag_leaves_the_port_closed() -> None:
 
 
 def test_an_abbreviated_flag_is_an_error_not_another_flag(capsys) -> None:
-    """--max-connections must not silently become --max-connections-per-ip."""
+    """--max-conn must not silently become --max-connections or --max-connections-per-ip,
+    and each of those two means itself."""
     with pytest.raises(SystemExit) as stopped:
-        build_parser().parse_args(["--max-connections", "50"])
+        build_parser().parse_args(["--max-conn", "50"])
     assert stopped.value.code == 2
-    assert "unrecognized arguments: --max-connections" in capsys.readouterr().err
+    assert "unrecognized arguments: --max-conn" in capsys.readouterr().err
+    both = build_parser().parse_args(["--max-connections", "50", "--max-connections-per-ip", "3"])
+    assert (both.max_connections, both.max_connections_per_ip) == (50, 3)
