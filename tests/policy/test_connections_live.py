@@ -177,3 +177,25 @@ def test_running_out_of_descriptors_pauses_accepting_without_spinning() -> None:
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks
+
+
+def test_three_hundred_half_sent_requests_stop_neither_the_page_nor_a_newcomer(
+    make_chat: MakeChat,
+) -> None:
+    chat = make_chat(max_connections_per_ip=0)
+    port = chat.web.server_port
+    holders = []
+    for i in range(300):  # from 50 addresses, as a small botnet would
+        sock = socket.create_connection(
+            ("127.0.0.1", port), source_address=(f"127.0.1.{i % 50 + 1}", 0)
+        )
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
+        holders.append(sock)
+    wait_until(lambda: chat.runtime.gate.open >= 300)
+    assert http_request(port, "GET", "/").status == 200
+    newcomer = chat.ws("newcomer")
+    newcomer.say("made it")
+    newcomer.expect(lambda e: e.get("text") == "made it")
+    wait_until(lambda: chat.runtime.gate.open <= 1, 15, "the header deadline cutting them")
+    for sock in holders:
+        sock.close()
