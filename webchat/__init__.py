@@ -38,6 +38,7 @@ from webchat.text import ChatError
 from webchat.transports.tcp import ChatTCPServer
 from webchat.transports.tls import TlsContext
 from webchat.transports.tls_tcp import TlsChatTCPServer
+from webchat.transports.udp import UdpChatServer
 from webchat.transports.websocket import NoReaderThread
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ class ChatRuntime:
             log.error("mutes could not be loaded: %s", exc)
         self.tcp: ChatTCPServer | None = None
         self.tls_tcp: TlsChatTCPServer | None = None  # the TCP chat over TLS, with --tls-cert
+        self.udp: UdpChatServer | None = None  # the UDP chat (nc -u, webchat-client --udp)
         # Every connection of the server, TCP chat and web port alike, takes a slot here.
         files = raise_open_files_limit()
         total = connection_limit(settings.max_connections, files)
@@ -123,6 +125,32 @@ class ChatRuntime:
     def tls_port(self) -> int | None:
         return self.tls_tcp.port if self.tls_tcp is not None else None
 
+    @property
+    def udp_port(self) -> int | None:
+        return self.udp.port if self.udp is not None else None
+
+    def start_udp(self) -> UdpChatServer | None:
+        """The UDP chat, on the TCP chat's port number unless udp_port says otherwise.
+
+        With that default, a port number already taken for UDP is logged and the chat
+        runs without UDP (/healthz reports it); a chosen --udp-port must be free.
+        """
+        if self.udp is None:
+            chosen = self.settings.udp_port
+            port = chosen if chosen is not None else (self.tcp_port or self.settings.tcp_port)
+            try:
+                self.udp = UdpChatServer(self.settings, self.hub, self.gate, port)
+            except OSError as exc:
+                if chosen is not None:
+                    raise
+                if self.settings.tcp_port != 0:
+                    log.error("the UDP chat cannot listen on port %d: %s", port, exc)
+                    return None
+                # TCP on "any free port" (tests): UDP takes any free port too.
+                self.udp = UdpChatServer(self.settings, self.hub, self.gate, 0)
+            self.udp.start()
+        return self.udp
+
     def start_tcp(self) -> ChatTCPServer:
         if self.tcp is None:
             self.tcp = ChatTCPServer(self.settings, self.hub, self.gate)
@@ -141,6 +169,9 @@ class ChatRuntime:
             self.tls_tcp.stop()
             self.tls_tcp = None
         self.hub.shutdown()
+        if self.udp is not None:  # after the goodbyes, which it carries
+            self.udp.stop()
+            self.udp = None
         self.accounts.close()
         if self.cluster is not None:
             self.cluster.stop()
@@ -180,6 +211,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     start = settings.tcp_enabled if settings.tcp_enabled is not None else serving_under_flask_run()
     if start:
         runtime.start_tcp()
+        if settings.udp_enabled:
+            runtime.start_udp()
     return app
 
 

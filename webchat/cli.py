@@ -81,6 +81,11 @@ HELP = {
     "tls_key": "private key file (PEM) for --tls-cert (default: in the certificate file)",
     "tls_port": "port for the TCP chat over TLS (with --tls-cert)",
     "tls_handshake_timeout": "seconds a client gets to finish its TLS handshake",
+    "udp_enabled": "run the UDP chat (nc -u, webchat-client --udp): true or false",
+    "udp_port": "port for the UDP chat (default: the TCP chat's port number)",
+    "udp_idle_timeout": "seconds of silence after which a UDP session ends",
+    "udp_cookie_rate": "replies per second to UDP addresses not yet proven (cookies, "
+    "instructions), for the whole server",
 }
 
 
@@ -120,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"{HELP[f.name]} (env {env}; default {default})",
         )
     parser.add_argument("--no-tcp", action="store_true", help="do not run the TCP chat")
+    parser.add_argument("--no-udp", action="store_true", help="do not run the UDP chat")
     return parser
 
 
@@ -165,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["tcp_enabled"] = False
     elif overrides["tcp_enabled"] is None:
         overrides["tcp_enabled"] = True
+    if args.no_udp:
+        overrides["udp_enabled"] = False
     try:
         settings = Settings.from_env(**overrides)
         configure_logging(settings.log_format)  # before the app: it logs as it starts
@@ -191,7 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         reload_on_sighup(runtime.tls)  # a renewed certificate, without dropping anyone
     else:  # `systemctl reload` sends it (docs/webchat.service): never a reason to stop
         signal.signal(signal.SIGHUP, lambda signum, frame: log.info("SIGHUP: nothing to reload"))
-    text = banner(settings, server.server_port, runtime.tcp_port, runtime.tls_port)
+    text = banner(
+        settings, server.server_port, runtime.tcp_port, runtime.tls_port, runtime.udp_port
+    )
     if settings.log_format == "json":
         log.info("%s", text)  # standard output too is one JSON object a line
     else:
@@ -207,7 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def banner(
-    settings: Settings, web_port: int, tcp_port: int | None, tls_port: int | None = None
+    settings: Settings,
+    web_port: int,
+    tcp_port: int | None,
+    tls_port: int | None = None,
+    udp_port: int | None = None,
 ) -> str:
     """Tell the person who started it where everyone connects."""
     web_host = (
@@ -228,6 +242,11 @@ def banner(
             lines.append(
                 f"  TLS:      openssl s_client -quiet -connect {tcp_host}:{tls_port}"
                 f"    (or: webchat-client --tls {tcp_host} {tls_port})"
+            )
+        if udp_port is not None:
+            lines.append(
+                f"  UDP:      nc -u {tcp_host} {udp_port}    (or: webchat-client --udp "
+                f"{tcp_host} {udp_port}; no passwords over UDP)"
             )
     if "0.0.0.0" in (settings.web_host, settings.tcp_host) or "::" in (
         settings.web_host,

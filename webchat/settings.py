@@ -123,6 +123,14 @@ class Settings:
     tls_key: str = ""
     tls_port: int = 6697
     tls_handshake_timeout: float = 10.0
+    # UDP (webchat/transports/udp.py): the chat also listens for datagrams, by default on
+    # the TCP chat's port number (udp_port None). A UDP session that sends nothing for
+    # udp_idle_timeout seconds ends; cookie and instruction replies to addresses not yet
+    # proven are held to udp_cookie_rate a second, for the whole server.
+    udp_enabled: bool = True
+    udp_port: int | None = None
+    udp_idle_timeout: float = 60.0
+    udp_cookie_rate: float = 200.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -151,7 +159,9 @@ def parse_value(name: str, type_name: object, raw: str) -> Any:
             if lowered in {"auto", "none"} and "None" in kind:
                 return None
             raise ValueError(f"expected true or false, got {raw!r}")
-        if kind == "int":
+        if kind in ("int", "int | None"):
+            if kind != "int" and text.lower() in {"auto", "none"}:
+                return None
             if not text.lstrip("-").isdigit():
                 raise ValueError(f"expected a whole number, got {raw!r}")
             return int(text)

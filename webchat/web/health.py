@@ -33,6 +33,12 @@ def listeners(runtime: ChatRuntime, web_port: int | None, web_tls: bool) -> dict
     if settings.tls_cert:
         tls_port = _tls_port(runtime)
         out["tls"] = {"listening": tls_port is not None, "port": tls_port, "expected": True}
+    udp_port = getattr(runtime, "udp_port", None)  # the UDP chat starts with the TCP one
+    out["udp"] = {
+        "listening": udp_port is not None,
+        "port": udp_port,
+        "expected": settings.tcp_enabled is True and settings.udp_enabled,
+    }
     return out
 
 
