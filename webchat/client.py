@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
         "trusted certificates (SSL_CERT_FILE names other ones)",
     )
     parser.add_argument(
+        "--udp",
+        action="store_true",
+        help="chat over the server's UDP port (framed datagrams, acknowledged and resent); "
+        "no passwords and no encryption over UDP",
+    )
+    parser.add_argument(
         "--insecure",
         action="store_true",
         help="with --tls: do not check the certificate (a self-signed one, for trying); "
@@ -458,6 +464,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: --insecure goes with --tls", file=sys.stderr)
         return EXIT_USAGE
     port: int = args.port or (DEFAULT_TLS_PORT if args.tls else DEFAULT_PORT)
+    if args.udp:
+        if args.tls:
+            print(f"{PROG}: --udp and --tls do not go together", file=sys.stderr)
+            return EXIT_USAGE
+        from webchat.udp_terminal import run
+
+        try:
+            return run(host, port)
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
     try:
         try:
             sock = connect(host, port, tls=client_context(not args.insecure) if args.tls else None)
