@@ -318,3 +318,38 @@ def test_cli_flags() -> None:
     args = build_parser().parse_args(["--no-udp", "--udp-port", "9999", "--udp-idle-timeout", "2"])
     assert args.no_udp and args.udp_port == 9999 and args.udp_idle_timeout == 2.0
     assert build_parser().parse_args(["--udp-port", "auto"]).udp_port is None
+
+
+def test_a_server_with_a_password_refuses_udp_joins(make_chat: Any, tmp_path: Any) -> None:
+    from webchat.accounts.passwords import Passwords
+
+    path = tmp_path / "server-password"
+    path.write_text(Passwords(8, 1024).hash("club-secret-42") + "\n")
+    chat = make_chat(server_password_file=str(path))
+    client = UdpClient("127.0.0.1", udp_port(chat))
+    with pytest.raises(Refused) as refused:
+        client.join("alice")
+    assert refused.value.code == "insecure" and "password" in refused.value.text
+    client.close()
+    person = Datagrams(udp_port(chat))
+    person.send("let me in, please\n")
+    code = person.expect(b"YOURNICK").decode().split("send")[1].split()[0]
+    person.send(f"{code} alice\n")
+    assert b"has a password" in person.expect(b"error")
+    person.close()
+
+
+def test_a_client_that_stops_acknowledging_is_cut_off_as_too_slow(make_chat: Any) -> None:
+    chat = make_chat(rate_per_second=0, outbox_max_events=200)
+    bob = chat.tcp("bob")
+    raw = Datagrams(udp_port(chat))
+    raw.send(hello())
+    cookie = json.loads(raw.expect(b"cookie"))["cookie"]
+    raw.send({"t": "join", "cookie": cookie, "nick": "stuck"})
+    raw.expect(b"joined")
+    bob.expect("stuck joined")
+    for i in range(1000):  # never acknowledged: the window fills, then the outbox
+        bob.line(f"flood {i}")
+    line = bob.expect("stuck left", timeout=20)
+    assert "too slow" in line
+    raw.close()
