@@ -31,9 +31,7 @@ def _kick(ctx: Context, args: str) -> None:
     "operators: stop someone posting here (#lobby: anywhere); 30s, 10m, 2h, 7d",
 )
 def _mute(ctx: Context, args: str) -> None:
-    nick, rest = _target(args, "mute")
-    seconds, reason = split_duration(rest)
-    ctx.hub.moderation.sanction("mute", ctx.session, ctx.here(), nick, seconds, reason)
+    _sanction(ctx, "mute", args)
 
 
 @command(
@@ -42,9 +40,13 @@ def _mute(ctx: Context, args: str) -> None:
     "operators: put someone out and keep them out (#lobby: the server, and their address)",
 )
 def _ban(ctx: Context, args: str) -> None:
-    nick, rest = _target(args, "ban")
+    _sanction(ctx, "ban", args)
+
+
+def _sanction(ctx: Context, kind: str, args: str) -> None:
+    nick, rest = _target(args, kind)
     seconds, reason = split_duration(rest)
-    ctx.hub.moderation.sanction("ban", ctx.session, ctx.here(), nick, seconds, reason)
+    ctx.hub.moderation.sanction(kind, ctx.session, ctx.here(), nick, seconds, reason)
 
 
 @command("unmute", "/unmute NICK", "operators: let someone post again")

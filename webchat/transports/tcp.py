@@ -134,6 +134,19 @@ class TcpConnection:
 
     def ask(self, prompt: str) -> str | None:
         """A password line: read like a nick line, and never written anywhere."""
+        return self._prompt(prompt, "password", "password_too_long")
+
+    def read_join(self) -> JoinRequest | None:
+        while True:
+            try:
+                nick = self._prompt(PROMPT.decode(), "nickname", "nick_too_long")
+            except ChatError as exc:  # a line over the limit: told, then asked again
+                self.handler.say(f"error: {exc}")
+                continue
+            return None if nick is None else JoinRequest(clean_text(nick))
+
+    def _prompt(self, prompt: str, what: str, too_long: str) -> str | None:
+        """Ask, and read one line; None if the client left or stayed silent (told why)."""
         handler, reader = self.handler, self.reader
         try:
             handler.wfile.write(prompt.encode())
@@ -143,31 +156,11 @@ class TcpConnection:
             if isinstance(line, TooLong):
                 if not line.ended:
                     reader.skip_to_line_end()
-                raise ChatError("password_too_long", f"that line is over {reader.limit} bytes")
+                raise ChatError(too_long, f"{what} line is too long (limit {reader.limit} bytes)")
             return strip_telnet(line).decode("utf-8", "replace")
         except TimeoutError:
             timeout = handler.server.settings.nick_timeout
-            handler.say(f"no answer within {timeout:g} seconds; bye")
-        except OSError:
-            pass
-        return None
-
-    def read_join(self) -> JoinRequest | None:
-        handler, reader = self.handler, self.reader
-        try:
-            while True:
-                handler.wfile.write(PROMPT)
-                line = reader.read()
-                if line is None:
-                    return None
-                if not isinstance(line, TooLong):
-                    return JoinRequest(clean_text(strip_telnet(line).decode("utf-8", "replace")))
-                if not line.ended:
-                    reader.skip_to_line_end()
-                handler.say(f"error: nickname line is too long (limit {reader.limit} bytes)")
-        except TimeoutError:
-            timeout = handler.server.settings.nick_timeout
-            handler.say(f"no nickname given within {timeout:g} seconds; bye")
+            handler.say(f"no {what} given within {timeout:g} seconds; bye")
         except OSError:
             pass
         return None
