@@ -175,7 +175,7 @@ class FramedLink(Link):
         self.reply: bytes | None = None  # "joined" or "refused", repeated for a repeated join
         self._cond = threading.Condition()
         self._next = 1
-        # Sent and not acknowledged, in order: n -> [datagram, deadline, rto].
+        # Sent and not acknowledged, in order: n -> [datagram, deadline, rto, fast-resent].
         self._unacked: OrderedDict[int, list[Any]] = OrderedDict()
         self._aborted = False
         self.applied = 0  # client lines applied: every CSEQ up to this one
@@ -217,15 +217,37 @@ class FramedLink(Link):
             self._early[cseq] = Line(text, room)
         self.server.sendto(encode({"t": "got", "n": self.applied}), self.addr)
 
-    def on_ack(self, n: object) -> None:
+    def on_ack(self, n: object, sack: object = None) -> None:
+        """A cumulative ack, and the numbers above it the client already holds (SACK)."""
         if not isinstance(n, int):
             self.server.drop("bad_ack")
             return
+        held: list[int] = []
+        if isinstance(sack, list):
+            held = [x for x in sack[:WINDOW] if isinstance(x, int) and x > n]
+        resend: list[bytes] = []
         with self._cond:
             unacked = self._unacked
             while unacked and next(iter(unacked)) <= n:
                 unacked.popitem(last=False)
+            for number in held:
+                unacked.pop(number, None)
+            if held:
+                # Fast retransmit: a datagram three numbers below one that arrived is
+                # lost, most likely; resend it now (once) rather than at its timeout.
+                top = max(held)
+                for number, flight in unacked.items():
+                    if number >= top - 2:
+                        break
+                    if not flight[3]:
+                        flight[3] = True
+                        resend.append(flight[0])
+            addr = self.addr
             self._cond.notify_all()
+        for data in resend:
+            self.server.sendto(data, addr)
+        if resend:
+            self.server.count("retransmissions", len(resend))
 
     def move(self, addr: Addr) -> None:
         """The client proved a new source address: everything owed goes there now."""
@@ -257,7 +279,7 @@ class FramedLink(Link):
             n = self._next
             self._next += 1
             data = body(n)
-            self._unacked[n] = [data, time.monotonic() + RTO_MIN, RTO_MIN]
+            self._unacked[n] = [data, time.monotonic() + RTO_MIN, RTO_MIN, False]
             addr = self.addr
         self.server.sendto(data, addr)
 
@@ -504,7 +526,7 @@ class UdpChatServer:
             return
         framed.heard()
         if kind == "ack":
-            framed.on_ack(message.get("n"))
+            framed.on_ack(message.get("n"), message.get("sack"))
         elif kind == "say":
             framed.on_say(message)
         elif kind == "ping":

@@ -216,7 +216,10 @@ class UdpClient:
 
     def _ack(self) -> None:
         if self.token is not None:
-            self._send(encode({"t": "ack", "token": self.token, "n": self._expected - 1}))
+            message: dict[str, Any] = {"t": "ack", "token": self.token, "n": self._expected - 1}
+            if self._early:  # what arrived beyond a gap: not to be sent again
+                message["sack"] = sorted(self._early)[:WINDOW]
+            self._send(encode(message))
 
     def _deliver(self, message: dict[str, Any]) -> None:
         if "e" in message:
