@@ -61,6 +61,20 @@ INSECURE = "UDP has no encryption"
 Item = Line | Refusal | Ended | None
 
 
+class Flight:
+    """A numbered datagram sent and not yet acknowledged."""
+
+    __slots__ = ("data", "deadline", "fast", "resent", "rto", "sent_at")
+
+    def __init__(self, data: bytes, now: float, rto: float) -> None:
+        self.data = data
+        self.sent_at = now
+        self.rto = rto
+        self.deadline = now + rto
+        self.resent = False  # Karn: the ack of a resent datagram measures nothing
+        self.fast = False  # resent once already by fast retransmit
+
+
 class Link:
     """One UDP user: a Connection for serve() and the session's Transport."""
 
@@ -176,7 +190,12 @@ class FramedLink(Link):
         self._cond = threading.Condition()
         self._next = 1
         # Sent and not acknowledged, in order: n -> [datagram, deadline, rto, fast-resent].
-        self._unacked: OrderedDict[int, list[Any]] = OrderedDict()
+        self._unacked: OrderedDict[int, Flight] = OrderedDict()
+        # RFC 6298's estimate: the timeout follows the measured round trip, so a busy
+        # server is not flooded with resends of datagrams that were merely slow.
+        self._srtt: float | None = None
+        self._rttvar = 0.0
+        self.rto = RTO_MIN
         self._aborted = False
         self.applied = 0  # client lines applied: every CSEQ up to this one
         self._early: dict[int, Line] = {}
@@ -228,10 +247,14 @@ class FramedLink(Link):
         resend: list[bytes] = []
         with self._cond:
             unacked = self._unacked
+            now = time.monotonic()
+            newest: Flight | None = None
             while unacked and next(iter(unacked)) <= n:
-                unacked.popitem(last=False)
+                newest = unacked.popitem(last=False)[1]
             for number in held:
-                unacked.pop(number, None)
+                newest = unacked.pop(number, None) or newest
+            if newest is not None and not newest.resent:
+                self._measure(now - newest.sent_at)
             if held:
                 # Fast retransmit: a datagram three numbers below one that arrived is
                 # lost, most likely; resend it now (once) rather than at its timeout.
@@ -239,9 +262,9 @@ class FramedLink(Link):
                 for number, flight in unacked.items():
                     if number >= top - 2:
                         break
-                    if not flight[3]:
-                        flight[3] = True
-                        resend.append(flight[0])
+                    if not flight.fast:
+                        flight.fast = flight.resent = True
+                        resend.append(flight.data)
             addr = self.addr
             self._cond.notify_all()
         for data in resend:
@@ -249,13 +272,22 @@ class FramedLink(Link):
         if resend:
             self.server.count("retransmissions", len(resend))
 
+    def _measure(self, rtt: float) -> None:
+        """One round-trip sample (under the lock): SRTT, RTTVAR and RTO as RFC 6298 has them."""
+        if self._srtt is None:
+            self._srtt, self._rttvar = rtt, rtt / 2
+        else:
+            self._rttvar = 0.75 * self._rttvar + 0.25 * abs(self._srtt - rtt)
+            self._srtt = 0.875 * self._srtt + 0.125 * rtt
+        self.rto = min(RTO_MAX, max(RTO_MIN, self._srtt + 4 * self._rttvar))
+
     def move(self, addr: Addr) -> None:
         """The client proved a new source address: everything owed goes there now."""
         with self._cond:
             self.addr = addr
             now = time.monotonic()
             for flight in self._unacked.values():
-                flight[1] = now
+                flight.deadline = now
         self.server.sendto(encode({"t": "moved"}), addr)
 
     # --- the transport's side -----------------------------------------------------
@@ -279,7 +311,7 @@ class FramedLink(Link):
             n = self._next
             self._next += 1
             data = body(n)
-            self._unacked[n] = [data, time.monotonic() + RTO_MIN, RTO_MIN, False]
+            self._unacked[n] = Flight(data, time.monotonic(), self.rto)
             addr = self.addr
         self.server.sendto(data, addr)
 
@@ -303,10 +335,11 @@ class FramedLink(Link):
         resend: list[bytes] = []
         with self._cond:
             for flight in self._unacked.values():
-                if flight[1] <= now:
-                    resend.append(flight[0])
-                    flight[2] = min(flight[2] * 2, RTO_MAX)
-                    flight[1] = now + flight[2]
+                if flight.deadline <= now:
+                    resend.append(flight.data)
+                    flight.resent = True
+                    flight.rto = min(flight.rto * 2, RTO_MAX)
+                    flight.deadline = now + flight.rto
             addr = self.addr
         for data in resend:
             self.server.sendto(data, addr)
