@@ -353,3 +353,14 @@ def test_a_client_that_stops_acknowledging_is_cut_off_as_too_slow(make_chat: Any
     line = bob.expect("stuck left", timeout=20)
     assert "too slow" in line
     raw.close()
+
+
+def test_udp_lines_share_the_tcp_rate_limit(make_chat: Any) -> None:
+    chat = make_chat(rate_per_second=1, rate_burst=3, flood_refusals=0)
+    alice = framed(chat, "alice")
+    for i in range(6):
+        alice.say(f"quick {i}")
+    refusal = expect_event(alice, "error", code="rate_limited")
+    assert refusal["text"]
+    wait_until(alice.all_acknowledged)  # refused lines are still applied once, not resent
+    alice.close()
