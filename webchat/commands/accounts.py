@@ -68,7 +68,7 @@ def _ignore(ctx: Context, args: str) -> None:
     if session.account is not None:  # remembered across visits
         hub.logins.store.set_ignore(session.account, key, True)
     with hub.lock:
-        hub.moderation.ignore_locked(session, key, True)
+        hub.ignoring.ignore_locked(session, key, True)
     ctx.reply(
         "system",
         f"You ignore {args}: their messages no longer reach you (/unignore {args} undoes it)",
@@ -88,5 +88,5 @@ def _unignore(ctx: Context, args: str) -> None:
     if session.account is not None:
         hub.logins.store.set_ignore(session.account, key, False)
     with hub.lock:
-        hub.moderation.ignore_locked(session, key, False)
+        hub.ignoring.ignore_locked(session, key, False)
     ctx.reply("system", f"You hear {args} again", code="unignored", target=args)

@@ -29,6 +29,7 @@ from webchat.core.events import (
     history_packet,
     make_packet,
 )
+from webchat.core.ignoring import Ignoring
 from webchat.core.limits import HubLimits
 from webchat.core.membership import Membership
 from webchat.core.moderation import Moderation
@@ -70,6 +71,7 @@ class Hub:
         # Accounts and sanctions: in memory unless a store is given (a file, or Redis).
         self.logins = logins or Logins(SqliteAccounts(":memory:"))
         self.moderation = Moderation(self, self.logins.store, self.logins.operators)
+        self.ignoring = Ignoring(self.roster, self.logins.store)
         self.delivery = Delivery(
             self.lock,
             limits.outbox_max_events,

@@ -1,4 +1,4 @@
-"""Moderation: operators, kicks, bans and mutes, and who ignores whom.
+"""Moderation: operators, kicks, bans and mutes.
 
 Who may act: the operators of a room (its creator, and whoever an operator gives
 ``/op``) in that room, and the server operators everywhere. ``#lobby`` is the
@@ -47,8 +47,6 @@ class Moderation:
         self.store = store
         self.operators = operators  # account keys of the server operators
         self.mutes = Mutes()
-        # Ignoring: nick key -> the local sessions that ignore whoever holds it.
-        self._ignorers: dict[str, set[int]] = {}
 
     def load(self) -> None:
         """The mutes in force, from the store (at start: they survive restarts)."""
@@ -252,31 +250,7 @@ class Moderation:
             rest = list(target.rooms)
             target.active_room = LOBBY if LOBBY in target.rooms else (rest[-1] if rest else None)
 
-    # ----- ignoring ---------------------------------------------------------------
-
-    def ignores(self, account: str) -> set[str]:
-        """An account's remembered ignore list; empty (and the join goes on) if the
-        store cannot be read now."""
-        try:
-            return self.store.ignores(account)
-        except ChatError:
-            return set()
-
-    def ignore_locked(self, session: Session, key: str, on: bool) -> None:
-        """Start or stop ignoring whoever holds ``key``, now and whenever they come."""
-        ignorers = self._ignorers.setdefault(key, set())
-        if on:
-            session.ignore_keys.add(key)
-            ignorers.add(session.id)
-        else:
-            session.ignore_keys.discard(key)
-            ignorers.discard(session.id)
-            if not ignorers:
-                del self._ignorers[key]
-        holder = self.hub.roster.by_key(key)
-        if holder is not None:
-            changed = {holder.id}
-            session.ignored = session.ignored | changed if on else session.ignored - changed
+    # ----- renames ----------------------------------------------------------------
 
     def renamed_locked(self, old_key: str, new_key: str) -> list[tuple[str, float]]:
         """A muted person changed nick: the mutes follow them (every node does this as
@@ -293,22 +267,6 @@ class Moderation:
                 self.store.add_sanction(mute)
             except ChatError as exc:
                 log.warning("a mute carried over a nick change is not stored: %s", exc)
-
-    def arrived_locked(self, person: Session) -> None:
-        """Someone (here or on another node) now holds their key: who ignores them?"""
-        for ignorer_id in self._ignorers.get(person.key, ()):
-            ignorer = self.hub.roster.sessions.get(ignorer_id)
-            if ignorer is not None:
-                ignorer.ignored = ignorer.ignored | {person.id}
-
-    def forget_locked(self, session: Session) -> None:
-        """A local session left: it ignores nobody any more."""
-        for key in session.ignore_keys:
-            ignorers = self._ignorers.get(key)
-            if ignorers is not None:
-                ignorers.discard(session.id)
-                if not ignorers:
-                    del self._ignorers[key]
 
 
 def _unix(iso: str) -> float:

@@ -61,7 +61,7 @@ class People:
             session_id = hub.roster.next_id()
         session = Session(session_id, nick, key, transport, bucket, address, account)
         if account is not None:
-            session.ignore_keys = hub.moderation.ignores(account)
+            session.ignore_keys = hub.ignoring.remembered(account)
         hub.claims.claim(key, nick, session_id)
         try:
             return self._admit(session, wanted, since)
@@ -99,9 +99,9 @@ class People:
             seam = hub.delivery.released_id  # up to here from the log, the rest comes live
             welcome = welcome_packet(hub, session)
             hub.delivery.add_locked(session)
-            hub.moderation.arrived_locked(session)
+            hub.ignoring.arrived_locked(session)
             for ignored in list(session.ignore_keys):
-                hub.moderation.ignore_locked(session, ignored, True)
+                hub.ignoring.ignore_locked(session, ignored, True)
             join = Event("join", nick, extra=self._joined(session))
             hub.publish_locked(join, session.near(), about=session)
             for name in wanted[1:]:
@@ -126,7 +126,7 @@ class People:
             audience = session.near()
             for name in session.rooms:
                 hub.rooms.exit(name, session.id)
-            hub.moderation.forget_locked(session)
+            hub.ignoring.forget_locked(session)
             if session.account is None:  # nobody else may inherit an unproven operator
                 hub.rooms.forget_operator(session.key)
             leave = Event("leave", session.nick, reason or None)
@@ -152,7 +152,7 @@ class People:
                     session.account = account
                     carried = hub.moderation.renamed_locked(old_key, key)
                 hub.rooms.rekey(list(session.rooms), session.id, old_key, session.key)
-                hub.moderation.arrived_locked(session)
+                hub.ignoring.arrived_locked(session)
                 event = Event("nick", old, extra={"new": nick})
                 hub.publish_locked(event, session.near(), about=session)
         except BaseException:
@@ -205,7 +205,7 @@ class People:
         mirrored = hub.roster.mirror(user)
         for name in mirrored.rooms:
             hub.rooms.enter(name, mirrored.id, mirrored.key)
-        hub.moderation.arrived_locked(mirrored)
+        hub.ignoring.arrived_locked(mirrored)
 
     def mirror_all(self, users: list[dict[str, Any]]) -> None:
         """Who is on the other nodes when this one starts (a snapshot from the cluster)."""

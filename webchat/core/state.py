@@ -14,6 +14,7 @@ from webchat.bus import Outgoing
 from webchat.core.delivery import Delivery
 from webchat.core.events import Audience, Event
 from webchat.core.fanout import Fanout
+from webchat.core.ignoring import Ignoring
 from webchat.core.limits import HubLimits
 from webchat.core.rooms import Rooms
 from webchat.core.roster import Claims, Roster
@@ -46,18 +47,6 @@ class Moderating(Protocol):
     def store_carried(self, session: Session, carried: list[tuple[str, float]]) -> None:
         """Store the carried mutes (unlocked)."""
 
-    def arrived_locked(self, person: Session) -> None:
-        """Someone now holds their nick key: start ignoring them where asked."""
-
-    def forget_locked(self, session: Session) -> None:
-        """A local session left: drop its ignore list from the index."""
-
-    def ignores(self, account: str) -> set[str]:
-        """An account's remembered ignore list, read from the store (unlocked)."""
-
-    def ignore_locked(self, session: Session, key: str, on: bool) -> None:
-        """Start or stop ignoring whoever holds ``key``."""
-
 
 class HubState(Protocol):
     lock: threading.Lock
@@ -69,6 +58,8 @@ class HubState(Protocol):
     delivery: Delivery
     fanout: Fanout
     stats: HubStats
+
+    ignoring: Ignoring
 
     @property
     def moderation(self) -> Moderating: ...
