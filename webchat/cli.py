@@ -82,7 +82,7 @@ HELP = {
     "tls_port": "port for the TCP chat over TLS (with --tls-cert)",
     "tls_handshake_timeout": "seconds a client gets to finish its TLS handshake",
     "udp_enabled": "run the UDP chat (nc -u, webchat-client --udp): true or false",
-    "udp_port": "port for the UDP chat (default: the TCP chat's port number)",
+    "udp_port": "port for the UDP chat (auto: the TCP chat's port number)",
     "udp_idle_timeout": "seconds of silence after which a UDP session ends",
     "udp_cookie_rate": "replies per second to UDP addresses not yet proven (cookies, "
     "instructions), for the whole server",

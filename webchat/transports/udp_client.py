@@ -44,7 +44,10 @@ class Refused(Exception):
 
 class UdpClient:
     def __init__(self, host: str, port: int, sock: socket.socket | None = None) -> None:
-        info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+        # IPv4 first: "localhost" may name ::1 first, and the server listens on
+        # 127.0.0.1 by default (a TCP client tries each address; a datagram cannot tell).
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        info = sorted(infos, key=lambda i: i[0] != socket.AF_INET)[0]
         self.server: Addr = (str(info[4][0]), int(info[4][1]))
         self.sock = sock or socket.socket(info[0], socket.SOCK_DGRAM)
         self.sock.settimeout(TICK)
