@@ -364,3 +364,21 @@ def test_udp_lines_share_the_tcp_rate_limit(make_chat: Any) -> None:
     assert refusal["text"]
     wait_until(alice.all_acknowledged)  # refused lines are still applied once, not resent
     alice.close()
+
+
+def test_over_ipv6(make_chat: Any) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    chat = make_chat(tcp_host="::1")
+    client = UdpClient("::1", udp_port(chat))
+    client.join("six")
+    expect_event(client, "welcome", nick="six")
+    client.say("over v6")
+    expect_event(client, "message", text="over v6")
+    client.close()
