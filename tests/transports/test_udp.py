@@ -382,3 +382,14 @@ def test_over_ipv6(make_chat: Any) -> None:
     client.say("over v6")
     expect_event(client, "message", text="over v6")
     client.close()
+
+
+def test_no_datagram_from_the_server_is_over_1200_bytes(make_chat: Any) -> None:
+    chat = make_chat(max_nick_chars=24)
+    raw = Datagrams(udp_port(chat))
+    raw.send(hello())
+    cookie = json.loads(raw.expect(b"cookie"))["cookie"]
+    raw.send({"t": "join", "cookie": cookie, "nick": "n" * 1100})  # refused: too long
+    reply = raw.expect(b"refused")
+    assert len(reply) <= MAX_DATAGRAM
+    raw.close()

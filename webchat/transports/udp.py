@@ -207,7 +207,9 @@ class FramedLink(Link):
         self.server.sendto(self.reply, self.addr)
 
     def refuse_join(self, error: ChatError) -> None:
-        self.reply = encode({"t": "refused", "code": error.code, "text": str(error)})
+        # A refusal may quote the nick; cut so that the datagram stays within 1200 bytes.
+        text = str(error).encode()[:900].decode("utf-8", "ignore")
+        self.reply = encode({"t": "refused", "code": error.code, "text": text})
         self.server.sendto(self.reply, self.addr)
 
     def on_say(self, message: dict[str, Any]) -> None:
@@ -359,7 +361,8 @@ class BareLink(Link):
         self.say(f"*** error: {error}")
 
     def say(self, text: str) -> None:
-        self.server.sendto(f"{text}\r\n".encode(), self.addr)
+        data = f"{text}\r\n".encode()
+        self.server.sendto(data if len(data) <= MAX_DATAGRAM else data[:MAX_DATAGRAM], self.addr)
 
     def on_data(self, data: bytes) -> None:
         limit = self.server.settings.max_line_bytes
