@@ -41,6 +41,8 @@ class Delivery:
         # What the writers of sessions that are gone delivered (/metrics); under the lock.
         self.delivered_gone = 0
         self.latency_gone = Histogram()
+        # One figure per batch handed over directly; only the delivering thread changes it.
+        self.latency_direct = Histogram()
 
     def add_locked(self, session: Session) -> None:
         self._writers[session.id] = Writer(session, self.fanout, session.transport.direct)
@@ -74,6 +76,7 @@ class Delivery:
         with self._lock:
             writers = list(self._writers.values())
             delivered, latency = self.delivered_gone, self.latency_gone.copy()
+        latency.add(self.latency_direct)
         for writer in writers:
             delivered += writer.delivered
             latency.add(writer.latency)
@@ -111,10 +114,16 @@ class Delivery:
         fanout.append_locked(run)
         return list(self._writers.values())
 
-    @staticmethod
-    def hand_over(writers: list[Writer]) -> None:
-        """Off the lock: write directly where it fits now, else wake the writer. Never blocks."""
+    def hand_over(self, writers: list[Writer], born: float = 0.0) -> None:
+        """Off the lock: write directly where it fits now, else wake the writer. Never blocks.
+
+        Called by the bus's one delivering thread at a time. ``born`` is when the batch's
+        first event was published: one latency figure per batch, once the direct writes
+        are done (a writer thread measures its own writes).
+        """
         now = time.monotonic()
         for writer in writers:
             if not writer.send_direct(now):
                 writer.doorbell.ring()
+        if born:
+            self.latency_direct.observe(time.monotonic() - born)

@@ -228,7 +228,7 @@ class Hub:
                 text = f"{self.history.error}; the chat goes on without it"
                 # This is the bus's own thread: it must never wait for room in the ring.
                 self.publish_locked(Event("system", text=text), Audience.all(), hold=False)
-        self.delivery.hand_over(writers)
+        self.delivery.hand_over(writers, _first_born(packets))
 
     # ----- housekeeping -----------------------------------------------------------
 
@@ -268,6 +268,14 @@ def _packet(item: Outgoing) -> Packet | int:
     packet = make_packet(item.event, item.audience, enters=item.enters, exits=item.exits)
     packet.born = item.born
     return packet
+
+
+def _first_born(packets: list[Packet | int]) -> float:
+    """When the batch's first live event was published (0.0: none was, e.g. a replay)."""
+    for packet in packets:
+        if not isinstance(packet, int) and packet.born:
+            return packet.born
+    return 0.0
 
 
 def _positions(packets: list[Packet | int], head: int) -> list[int]:

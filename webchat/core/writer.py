@@ -71,7 +71,8 @@ class Writer:
         self._last_wrote = 0.0
         self._thread: threading.Thread | None = None
         # For /metrics, changed only under the write lock: packets handed to the socket,
-        # and the latency (publish to write) of the first live packet of each write.
+        # and the latency (publish to write) of the first live packet of each write this
+        # thread makes (direct writes are measured per batch, by Delivery.hand_over).
         self.delivered = 0
         self.latency = Histogram()
         self._unsent_born = 0.0  # that first packet's, when a direct send wrote nothing
@@ -112,9 +113,7 @@ class Writer:
                     sent = 0  # the writer thread meets the error itself
                 self.delivered += len(mine)  # counted per write, never per packet
                 if sent:
-                    self._last_wrote = now
-                    if born := mine[0].born:
-                        self.latency.observe(now - born)
+                    self._last_wrote = now  # its latency is the batch's (Delivery.hand_over)
                 else:
                     self._unsent_born = mine[0].born
                 if sent < len(data):
