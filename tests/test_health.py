@@ -8,9 +8,12 @@ the history made unwritable in a real server process is in tests/test_durability
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 
 from tests.support.chat import RunningChat
 from tests.support.clients import http_request
+from tests.test_metrics import Scrape
 
 
 def get_health(chat: RunningChat) -> tuple[int, dict[str, object]]:
@@ -63,3 +66,41 @@ def test_a_chat_without_the_tcp_listener_by_choice_is_ok(make_chat):
     chat = make_chat(tcp_enabled=False)
     status, body = get_health(chat)
     assert status == 200 and body["tcp"] == {"listening": False, "port": None}
+
+
+def test_with_tls_the_tls_listener_is_reported_and_its_terminals_counted(make_chat, tmp_path):
+    from tests.support.tls import Pki, tls_tcp_client  # needs the cryptography package
+
+    pki = Pki(tmp_path)
+    issued = pki.issue("server")
+    chat = make_chat(tls_cert=str(issued.cert_file), tls_key=str(issued.key_file), tls_port=0)
+    tls_port = chat.runtime.tls_port
+    assert isinstance(tls_port, int)
+    secure = tls_tcp_client(tls_port, pki.client_context())
+    secure.join("alice")
+    plain = chat.tcp("bob")
+    base = f"https://localhost:{chat.web.server_port}"  # the web port speaks HTTPS now
+
+    def get(path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(base + path, context=pki.client_context()) as reply:
+                return reply.status, reply.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    status, raw = get("/healthz")
+    body = json.loads(raw)
+    assert status == 200 and body["tls"] == {"listening": True, "port": tls_port}
+    assert body["web"]["tls"] is True
+    status, raw = get("/metrics")
+    s = Scrape(raw.decode())
+    assert s.value("webchat_connections", transport="tls") == 1
+    assert s.value("webchat_connections", transport="tcp") == 1
+    assert s.value("webchat_listener_up", listener="tls") == 1
+    assert chat.runtime.tls_tcp is not None
+    chat.runtime.tls_tcp.stop()
+    chat.runtime.tls_tcp = None
+    status, raw = get("/healthz")
+    assert status == 503 and json.loads(raw)["problems"] == ["tls is not listening"]
+    secure.close()
+    plain.close()

@@ -77,7 +77,7 @@ def test_metrics_names_every_figure_with_build_info_and_zeroes_at_start(chat):
     assert info == 1.0
     [(labels, _)] = s.samples["webchat_build_info"]
     assert labels["version"] == version("webchat") and labels["python"]
-    for transport in ("tcp", "web"):
+    for transport in ("tcp", "web", "tls", "udp"):
         assert s.value("webchat_connections", transport=transport) == 0
     assert s.value("webchat_users", scope="local") == 0
     assert s.value("webchat_users", scope="cluster") == 0

@@ -41,8 +41,8 @@ if TYPE_CHECKING:
 
 metrics_bp = Blueprint("metrics", __name__)
 
-# Transports every scrape reports, at 0 when nobody uses them (others appear when used).
-TRANSPORTS = ("tcp", "web")
+# Transports every scrape reports, at 0 when nobody uses them (a series is always there).
+TRANSPORTS = ("tcp", "web", "tls", "udp")
 # Refusal reasons every scrape reports, at 0 until one happens.
 REFUSALS = ("per_address", "server_full", "origin", "banned")
 REGISTRY_KEY = "webchat.metrics"
@@ -86,8 +86,8 @@ class ChatCollector:
         by_transport = Counter(_transport(s) for s in sessions)
         yield _gauge(
             "webchat_connections",
-            "Joined connections on this node, by transport: tcp, web, and tls (the TCP "
-            "chat's TLS port).",
+            "Joined connections on this node, by transport: tcp, web, tls (the TCP "
+            "chat's TLS port) and udp.",
             "transport",
             {**dict.fromkeys(TRANSPORTS, 0), **by_transport},
         )
