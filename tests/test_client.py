@@ -346,6 +346,7 @@ def test_main_chats_from_piped_input(
     chat: RunningChat, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bob = chat.tcp("bob")
+    bob.expect("bob joined")  # live, so in the log: alice's replay will hold it
     stdin_path = tmp_path / "in.txt"
     stdin_path.write_text("alice\nhello from main\n", encoding="utf-8")
     stdout_path = tmp_path / "out.txt"
