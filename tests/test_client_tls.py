@@ -2,75 +2,33 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.chat import RunningChat
-from tests.support.clients import DEFAULT_TIMEOUT, TcpClient
+from tests.support.client_process import ClientProcess
+from tests.support.clients import TcpClient
 from tests.support.tls import Issued, Pki
-from tests.test_client import ChunkReader
 from webchat import client as client_module
-from webchat.client import EXIT_LOST, EXIT_QUIT, EXIT_USAGE, PROMPT, main
-
-REPO = Path(__file__).resolve().parent.parent
+from webchat.client import EXIT_LOST, EXIT_QUIT, EXIT_USAGE, main
 
 
-class TlsClientProcess:
-    """`python -m webchat.client ARGS...`, its standard streams as pipes."""
-
-    def __init__(self, args: list[str], ca_file: Path | None = None) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
-        env.pop("SSL_CERT_DIR", None)
-        if ca_file is not None:
-            env["SSL_CERT_FILE"] = str(ca_file)  # what the system trusts, for this process
-        self.proc = subprocess.Popen(
-            [sys.executable, "-u", "-m", "webchat.client", *args],
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        self.out = ChunkReader(functools.partial(os.read, self.proc.stdout.fileno(), 65536))
-        self.err = ChunkReader(functools.partial(os.read, self.proc.stderr.fileno(), 65536))
-
-    def type(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line.encode() + b"\n")
-        self.proc.stdin.flush()
-
-    def join(self, nick: str) -> None:
-        self.out.expect(PROMPT)
-        self.type(nick)
-        self.out.expect(f"*** Welcome, {nick}!")
-
-    def wait(self, timeout: float = DEFAULT_TIMEOUT) -> int:
-        return self.proc.wait(timeout)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(DEFAULT_TIMEOUT)
-        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            if pipe is not None:
-                with contextlib.suppress(OSError):
-                    pipe.close()
+def tls_client(args: list[str], ca_file: Path | None = None) -> ClientProcess:
+    """The client, trusting ``ca_file`` as the system's certificates (for this process)."""
+    env: dict[str, str | None] = {"SSL_CERT_DIR": None}
+    if ca_file is not None:
+        env["SSL_CERT_FILE"] = str(ca_file)
+    return ClientProcess(args, env)
 
 
 @pytest.fixture
-def run_client() -> Iterator[Callable[..., TlsClientProcess]]:
-    started: list[TlsClientProcess] = []
+def run_client() -> Iterator[Callable[..., ClientProcess]]:
+    started: list[ClientProcess] = []
 
-    def start(args: list[str], ca_file: Path | None = None) -> TlsClientProcess:
-        client = TlsClientProcess(args, ca_file)
+    def start(args: list[str], ca_file: Path | None = None) -> ClientProcess:
+        client = tls_client(args, ca_file)
         started.append(client)
         return client
 
