@@ -53,6 +53,16 @@ def code_is(code: str) -> Callable[[dict[str, Any]], bool]:
     return lambda e: e.get("code") == code
 
 
+def in_dev(chat: RunningChat, owner: str, guest: str) -> tuple[WsClient, WsClient]:
+    """``owner`` makes #dev (so is its operator), ``guest`` enters it, and owner has seen it."""
+    first = chat.ws(owner)
+    first.say("/join #dev")
+    second = chat.ws(guest)
+    second.say("/join #dev")
+    first.expect(lambda e: e.get("type") == "enter" and e.get("nick") == guest)
+    return first, second
+
+
 def refused(chat: RunningChat, nick: str, source: str = "127.0.0.1") -> str:
     """Try to join over TCP from ``source``; the error line that refuses it."""
     client = TcpClient(chat.tcp_port, source=source)
@@ -114,11 +124,7 @@ def test_a_mute_holds_across_a_restart_until_lifted(
 
 def test_a_mute_and_a_room_ban_end_when_their_time_is_up(make_chat: MakeChat) -> None:
     chat = make_chat(rate_per_second=0)
-    owner = chat.ws("owner")
-    owner.say("/join #dev")
-    other = chat.ws("other")
-    other.say("/join #dev")
-    owner.expect(lambda e: e.get("type") == "enter" and e.get("nick") == "other")
+    owner, other = in_dev(chat, "owner", "other")
     owner.send({"type": "say", "room": "#dev", "text": "/mute other 1s"})
     assert owner.expect("mute")["duration"] == "1s"
     other.send({"type": "say", "room": "#dev", "text": "early"})
@@ -168,11 +174,7 @@ def test_room_operators_kick_in_their_room_and_no_one_else_may(make_chat: MakeCh
 
 def test_operators_share_and_lose_their_status(make_chat: MakeChat) -> None:
     chat = make_chat(rate_per_second=0)
-    owner = chat.ws("owner")
-    owner.say("/join #dev")
-    helper = chat.ws("helper")
-    helper.say("/join #dev")
-    owner.expect(lambda e: e.get("type") == "enter" and e.get("nick") == "helper")
+    owner, helper = in_dev(chat, "owner", "helper")
     owner.send({"type": "say", "room": "#dev", "text": "/names"})
     people = {u["nick"]: u["op"] for u in owner.expect("names")["users"]}
     assert people == {"owner": True, "helper": False}
@@ -192,11 +194,7 @@ def test_an_unproven_operator_leaves_no_status_for_the_next_holder_of_the_nick(
     make_chat: MakeChat,
 ) -> None:
     chat = make_chat(rate_per_second=0)
-    first = chat.ws("owner")
-    first.say("/join #dev")
-    stays = chat.ws("stays")
-    stays.say("/join #dev")
-    first.expect(lambda e: e.get("type") == "enter" and e.get("nick") == "stays")
+    first, _stays = in_dev(chat, "owner", "stays")
     first.say("/quit")
     first.wait_closed()
     impostor = chat.ws("owner")
@@ -211,11 +209,7 @@ def test_a_server_operator_acts_everywhere_and_only_one_may_act_on_another(
 ) -> None:
     chat = make_chat(rate_per_second=0, operators=("boss",))
     op = boss(chat, first=True)
-    owner = chat.ws("owner")
-    owner.say("/join #dev")
-    troll = chat.ws("troll")
-    troll.say("/join #dev")
-    owner.expect(lambda e: e.get("type") == "enter" and e.get("nick") == "troll")
+    owner, troll = in_dev(chat, "owner", "troll")
     op.say("/join #dev")
     op.expect(code_is("room"))
     owner.send({"type": "say", "room": "#dev", "text": "/kick boss"})
