@@ -24,6 +24,7 @@ def get_health(chat: RunningChat) -> tuple[int, dict[str, object]]:
 
 def test_ok_names_each_listener_and_the_history(chat):
     alice = chat.tcp("alice")
+    alice.expect("alice joined")  # live, so logged: last_id stays put while we compare
     status, body = get_health(chat)
     assert status == 200
     assert body["status"] == "ok" and body["problems"] == []
