@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import errno
 import logging
@@ -34,7 +35,7 @@ OUT_OF_FILES_WARN_EVERY = 10.0
 _OUT_OF_FILES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
-class GuardedServer(socketserver.BaseServer):
+class GuardedServer(socketserver.BaseServer, metaclass=abc.ABCMeta):
     """A mixin for ``socketserver`` servers; set ``gate`` before serving."""
 
     gate: ConnectionGate
@@ -47,9 +48,9 @@ class GuardedServer(socketserver.BaseServer):
         self._admitted = {}
         self._admitted_lock = threading.Lock()
 
+    @abc.abstractmethod
     def refusal(self, reason: str, text: str) -> bytes:
         """The bytes a refused client is sent (this server's protocol)."""
-        raise NotImplementedError
 
     def get_request(self) -> Any:
         try:

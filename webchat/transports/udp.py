@@ -14,6 +14,7 @@ format is in docs/PROTOCOL.md ("UDP").
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
 import queue
@@ -75,7 +76,7 @@ class Flight:
         self.fast = False  # resent once already by fast retransmit
 
 
-class Link:
+class Link(abc.ABC):
     """One UDP user: a Connection for serve() and the session's Transport."""
 
     kind = "udp"
@@ -141,17 +142,21 @@ class Link:
     def heard(self) -> None:
         self.last_heard = time.monotonic()
 
+    @abc.abstractmethod
     def joined(self, wake_writer: Callable[[], None]) -> None:
-        raise NotImplementedError
+        """Each mode (framed, bare) does this its own way."""
 
+    @abc.abstractmethod
     def refuse_join(self, error: ChatError) -> None:
-        raise NotImplementedError
+        """Each mode (framed, bare) does this its own way."""
 
+    @abc.abstractmethod
     def send_packets(self, packets: list[Packet]) -> None:
-        raise NotImplementedError
+        """Each mode (framed, bare) does this its own way."""
 
+    @abc.abstractmethod
     def send_goodbye(self, reason: str, code: int) -> None:
-        raise NotImplementedError
+        """Each mode (framed, bare) does this its own way."""
 
     def keepalive(self) -> str | None:
         return None
@@ -163,7 +168,8 @@ class Link:
         self.end("connection closed")
 
     def tick(self, now: float) -> None:
-        """Called by the timer thread every TICK seconds."""
+        """Called by the timer thread every TICK seconds; bare mode resends nothing."""
+        return None
 
     def run(self) -> None:
         """The connection's own thread: its whole life, then its slot back."""
