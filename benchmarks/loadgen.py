@@ -30,8 +30,11 @@ from benchmarks import wire
 from benchmarks.servers import (
     Fleet,
     ProcSample,
+    affinity,
     machine_cpu,
     own_cpu,
+    parse_cpus,
+    pin,
     raise_nofile,
 )
 from benchmarks.worker import WorkerConfig, worker_main
@@ -43,6 +46,8 @@ HANDSHAKE_TIMEOUT = 30.0
 # webchat's defaults for --outbox-max-events and --outbox-max-bytes, for the stall estimate
 OUTBOX_EVENTS = 4096
 OUTBOX_BYTES = 2 * 1024 * 1024
+SIGTERM_GRACE = 10.0  # seconds from SIGTERM to SIGKILL (Fleet.stop's default)
+WATCH_AFTER_EXIT = 5.0  # --sigterm-connected: how long clients read after the grace
 JSON_OVERHEAD = 92  # a message event's JSON around its text: the larger of its two forms
 
 
@@ -101,6 +106,7 @@ def plan(
                 deadline_ns=deadline_ns,
                 rooms=opts.rooms,
                 node_ports=server.ports,
+                cpus=tuple(sorted(opts.generator_cpu_set)),
             )
         )
     return cfgs
@@ -131,6 +137,10 @@ class Crew:
     inbox: dict[str, dict[int, Any]] = field(default_factory=dict)
     peak: Peak = field(default_factory=Peak)
     last_sample: float = 0.0
+    # The last message each worker sends: a worker that sent it has nothing more to say.
+    # "result" until the --sigterm-connected watch, which ends with "goodbyes".
+    final: str = "result"
+    server_may_exit: bool = False  # after our own SIGTERM, its exit is no abort
 
     def start(self, cfgs: list[WorkerConfig]) -> None:
         ctx = mp.get_context("fork")
@@ -154,7 +164,7 @@ class Crew:
         if now - self.last_sample >= SAMPLE_EVERY:
             self.last_sample = now
             self.peak.add(self.server.sample())
-        done = self.inbox.get("result", {})
+        done = self.inbox.get(self.final, {})
         live = [p for i, p in enumerate(self.pipes) if i not in done]
         if not live:
             time.sleep(min(timeout, SAMPLE_EVERY))
@@ -181,7 +191,7 @@ class Crew:
                 )
                 continue
             self.inbox.setdefault(kind, {})[i] = payload
-        if not self.server.alive():
+        if not self.server_may_exit and not self.server.alive():
             raise RunAborted(self.server.why_dead())
 
     def gather(
@@ -227,6 +237,7 @@ def run_once(opts: argparse.Namespace, target: str) -> dict[str, Any]:
         nodes=opts.nodes,
         keep_limits=opts.keep_limits,
         python=opts.server_python,
+        cpus=opts.server_cpu_set,
     )
     try:
         return measure(opts, target, server, deadline, log)
@@ -248,6 +259,7 @@ def measure(
             log(f"[{target}] starting: {' '.join(s.argv)}")
         server.start(deadline)
         server.wait_ready(min(deadline, time.monotonic() + 30))
+        r["affinity"] = pin_generator(opts, server)
         marks["base"] = server.sample()
         cfgs = plan(opts, target, server, deadline)
         r["phase"] = "connect"
@@ -296,6 +308,9 @@ def measure(
         r["phase"] = "drain"
         crew.gather("result")
         r["phase"] = "done"
+        close_books(r, marks, crew, server)  # before the server goes: its last samples
+        if opts.sigterm_connected:
+            r["sigterm"] = sigterm_connected(crew, server, log)
     except (RunAborted, TimeoutError, RuntimeError) as exc:
         r["notes"].append(f"stopped in phase {r['phase']}: {exc}")
         r["timed_out"] = time.monotonic() >= deadline
@@ -303,17 +318,8 @@ def measure(
         if crew.pipes:
             crew.stop()
     finally:
-        if r["phase"] in ("connect", "barrier"):
-            r["connect_peak"] = {"rss_kb": crew.peak.rss_kb, "threads": crew.peak.threads}
-            crew.peak = Peak()
-        marks["end"] = (server.sample(), own_cpu(), machine_cpu(), time.monotonic())
-        if "fleet_go" in marks:
-            marks["fleet_end"] = server.snapshot()
-        if r["phase"] in ("send", "drain", "done"):
-            crew.peak.add(marks["end"][0])
-        if r["phase"] in ("send", "drain", "done"):
-            r["send_peak"] = {"rss_kb": crew.peak.rss_kb, "threads": crew.peak.threads}
-        server.stop()  # with the clients still connected, as in real life
+        close_books(r, marks, crew, server)
+        server.stop()  # with the clients still connected, as in real life (once only)
         crew.send("bye")
         crew.reap()
         log(
@@ -323,6 +329,93 @@ def measure(
     results = crew.inbox.get("result", {})
     build_report(r, opts, target, server, marks, results, cfgs_count=len(crew.pipes))
     return r
+
+
+def close_books(r: dict[str, Any], marks: dict[str, Any], crew: Crew, server: Fleet) -> None:
+    """The end-of-run samples (CPU, peaks), once: after the drain, or when a run stops."""
+    if "end" in marks:
+        return
+    if r["phase"] in ("connect", "barrier"):
+        r["connect_peak"] = {"rss_kb": crew.peak.rss_kb, "threads": crew.peak.threads}
+        crew.peak = Peak()
+    marks["end"] = (server.sample(), own_cpu(), machine_cpu(), time.monotonic())
+    if "fleet_go" in marks:
+        marks["fleet_end"] = server.snapshot()
+    if r["phase"] in ("send", "drain", "done"):
+        crew.peak.add(marks["end"][0])
+        r["send_peak"] = {"rss_kb": crew.peak.rss_kb, "threads": crew.peak.threads}
+
+
+def pin_generator(opts: argparse.Namespace, server: Fleet) -> dict[str, Any]:
+    """--generator-cpus: this coordinator runs there from now on (its workers too, each
+    pins itself); the server's CPUs were set before it started. Both as the kernel says."""
+    gen = sorted(opts.generator_cpu_set)
+    own = pin(0, opts.generator_cpu_set) if gen else affinity(0)
+    return {
+        "server_cpus": sorted(opts.server_cpu_set) or None,
+        "generator_cpus": gen or None,
+        "server_actual": server.affinity(),
+        "coordinator_actual": own,
+    }
+
+
+def sigterm_connected(crew: Crew, server: Fleet, log: Logger) -> dict[str, Any]:
+    """--sigterm-connected: SIGTERM with every client still connected and reading.
+
+    The workers put every joined client's socket back in their selectors and say
+    "watching"; only then does the server get SIGTERM (``Fleet.stop``: SIGKILL after
+    SIGTERM_GRACE). Each worker reads until every connection has ended and reports, per
+    client, whether its goodbye came before the end. The time is SIGTERM to the exit.
+    """
+    crew.final = "goodbyes"
+    t0 = time.monotonic()
+    watch_until = time.monotonic_ns() + int((SIGTERM_GRACE + WATCH_AFTER_EXIT) * 1e9)
+    crew.send("watch", watch_until)
+    watching = crew.gather("watching", until=t0 + 30)
+    connected = sum(p["connected"] for p in watching.values())
+    log(f"[{server.target}] SIGTERM with {connected:,} clients connected")
+    crew.server_may_exit = True
+    server.stop(SIGTERM_GRACE)
+    log(
+        f"[{server.target}] server gone {server.stop_s:.2f} s after SIGTERM"
+        + (" (killed)" if server.killed else "")
+    )
+    parts = crew.gather("goodbyes", until=time.monotonic() + WATCH_AFTER_EXIT + 5)
+    return sigterm_report(list(parts.values()), server)
+
+
+def sigterm_report(parts: list[dict[str, Any]], server: Fleet) -> dict[str, Any]:
+    """Goodbyes per transport, how the connections ended and when, what they were told."""
+    out: dict[str, Any] = {"connected": 0, "goodbye": 0}
+    for kind in ("tcp", "ws"):
+        c = sum(p["connected"][kind] for p in parts)
+        g = sum(p["goodbye"][kind] for p in parts)
+        out[kind] = {"connected": c, "goodbye": g}
+        out["connected"] += c
+        out["goodbye"] += g
+    out["without_goodbye"] = out["connected"] - out["goodbye"]
+    out["stop_s"] = round(server.stop_s, 2)
+    out["killed_after_sigterm"] = server.killed
+    out["exit_code"] = server.exit_code
+    ends: dict[str, int] = {}
+    words: dict[str, int] = {}
+    for p in parts:
+        for k, v in p["ends"].items():
+            ends[k] = ends.get(k, 0) + v
+        for k, v in p["words"].items():
+            words[k] = words.get(k, 0) + v
+    out["ends"] = ends
+    out["words"] = dict(sorted(words.items(), key=lambda kv: -kv[1])[:5])
+    out["samples_without_goodbye"] = [s for p in parts for s in p["without"]][:5]
+    t0 = server.sigterm_ns
+    after = sorted((t - t0) / 1e9 for p in parts for t in p["end_ns"])
+    if after and t0:
+        out["ended_after_sigterm_s"] = {
+            "p50": round(after[len(after) // 2], 3),
+            "p99": round(after[min(len(after) - 1, int(0.99 * len(after)))], 3),
+            "max": round(after[-1], 3),
+        }
+    return out
 
 
 def room_members(parts: dict[int, Any]) -> dict[str, int]:
@@ -354,12 +447,16 @@ def merge_connect(parts: dict[int, Any]) -> dict[str, Any]:
     for p in parts.values():
         for k, v in p["errors"].items():
             errors[k] = errors.get(k, 0) + v
+    firsts = [p["first_connect_ns"] for p in parts.values() if p.get("first_connect_ns")]
+    lasts = [p["last_joined_ns"] for p in parts.values() if p.get("last_joined_ns")]
     return {
         "ok": sum(p["ok"] for p in parts.values()),
         "failed": sum(p["failed"] for p in parts.values()),
         "errors": errors,
         "p50_ms": round(times[len(times) // 2] / 1e6, 2) if times else None,
         "max_ms": round(times[-1] / 1e6, 2) if times else None,
+        # The join storm's length: the first connect() to the last welcome, any worker.
+        "all_joined_s": round((max(lasts) - min(firsts)) / 1e9, 2) if firsts and lasts else None,
     }
 
 
@@ -414,6 +511,8 @@ def build_report(
         "nodes": opts.nodes,
     }
     r["server"] = server_report(server, marks, r)
+    if "affinity" in r:
+        r["affinity"]["workers_actual"] = [p.get("cpus") for p in results.values()]
     if not results:
         r["server"]["rss_per_conn_kb"] = None
         r["notes"].append("no worker reported results")
@@ -573,6 +672,9 @@ def server_report(server: Fleet, marks: dict[str, Any], r: dict[str, Any]) -> di
         "rss_per_conn_kb": round((idle.rss_kb - base.rss_kb) / n, 1)
         if base and idle and n
         else None,
+        "threads_per_conn": round((idle.threads - base.threads) / n, 3)
+        if base and idle and n
+        else None,
         "stop_s": round(server.stop_s, 2),
         "killed_after_sigterm": server.killed,
         "exit_code": server.exit_code,
@@ -723,6 +825,7 @@ def human(r: dict[str, Any]) -> str:
             f"{c['ok']:,} ok, {c['failed']:,} failed"
             + (f" {c['errors']}" if c["errors"] else "")
             + f"; handshake p50 {_n(c['p50_ms'], ' ms')}, max {_n(c['max_ms'], ' ms')};"
+            + f" all joined {_n(c.get('all_joined_s'), ' s')} after the first connect;"
             + f" connect+settle {_n(srv.get('connect_wall_s'), ' s')}"
             + f" using {_n(srv.get('connect_cpu_s'), ' s')} server CPU",
         )
@@ -821,7 +924,8 @@ def human(r: dict[str, Any]) -> str:
         )
         row(
             "server threads",
-            f"{_n(s['threads_base'])} before clients, {_n(s['threads_idle'])} idle, peak"
+            f"{_n(s['threads_base'])} before clients, {_n(s['threads_idle'])} idle"
+            f" ({_n(s.get('threads_per_conn'))} per connection), peak"
             f" {_n(s['threads_load_peak'])} sending",
         )
     cpu = r.get("cpu")
@@ -845,8 +949,32 @@ def human(r: dict[str, Any]) -> str:
         "server stop",
         f"{_n(s.get('stop_s'), ' s')} after SIGTERM"
         + (" (then SIGKILL)" if s.get("killed_after_sigterm") else "")
-        + f", exit code {s.get('exit_code')}",
+        + f", exit code {s.get('exit_code')}"
+        + (" (with every client connected and reading)" if r.get("sigterm") else ""),
     )
+    sg = r.get("sigterm")
+    if sg:
+        ended = sg.get("ended_after_sigterm_s", {})
+        row(
+            "goodbyes",
+            f"{sg['goodbye']:,} of {sg['connected']:,} connected at SIGTERM got theirs before"
+            f" the end (TCP {sg['tcp']['goodbye']:,}/{sg['tcp']['connected']:,},"
+            f" WS {sg['ws']['goodbye']:,}/{sg['ws']['connected']:,}); connections ended"
+            f" p50 {_n(ended.get('p50'), ' s')}, max {_n(ended.get('max'), ' s')} after SIGTERM;"
+            f" {sg['ends']}",
+        )
+        for words, k in sg["words"].items():
+            row("  last words", f"{k:,} x {words!r}"[:120])
+        for sample in sg["samples_without_goodbye"][:3]:
+            row("  without", sample[:120])
+    af = r.get("affinity")
+    if af and (af.get("server_cpus") or af.get("generator_cpus")):
+        row(
+            "CPUs",
+            f"server on {af['server_actual']}, generator on {af['coordinator_actual']}"
+            f" (asked: --server-cpus {af['server_cpus']}, --generator-cpus"
+            f" {af['generator_cpus']})",
+        )
     for p in s.get("log_problems", [])[:3]:
         row("server log", p[:120])
     for note in r.get("notes", []):
@@ -1007,6 +1135,25 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="leave webchat's per-connection rate limit and per-address cap on",
     )
+    p.add_argument(
+        "--server-cpus",
+        metavar="LIST",
+        default="",
+        help="CPUs the server (every node, and Redis) runs on, as taskset -c: 0 or 0,2 or 0-3;"
+        " default: any",
+    )
+    p.add_argument(
+        "--generator-cpus",
+        metavar="LIST",
+        default="",
+        help="CPUs the generator (coordinator and workers) runs on; default: any",
+    )
+    p.add_argument(
+        "--sigterm-connected",
+        action="store_true",
+        help="after the drain, keep every client connected and reading, SIGTERM the server,"
+        " and count the clients that got their goodbye before their connection ended",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--keep-logs", action="store_true", help="keep the server's log file")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -1014,6 +1161,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check(opts: argparse.Namespace, p: argparse.ArgumentParser) -> None:
+    try:
+        opts.server_cpu_set = parse_cpus(opts.server_cpus)
+        opts.generator_cpu_set = parse_cpus(opts.generator_cpus)
+    except ValueError as exc:
+        p.error(f"--server-cpus/--generator-cpus: {exc}")
     if opts.clients < 2:
         p.error("--clients must be at least 2")
     if not 0 <= opts.senders <= opts.clients:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import resource
 import shutil
@@ -25,6 +26,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PR_SET_PDEATHSIG = 1
+# The CPUs this process may use before anything pins it: a server started without
+# --server-cpus gets these back, not the generator's set it would otherwise inherit.
+ALL_CPUS = frozenset(os.sched_getaffinity(0))
 
 # webchat's fairness limits, off for a load test: every client comes from 127.0.0.1 and
 # senders go faster than a person types. Passed only if this webchat has the flag.
@@ -60,9 +64,47 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def _child_setup() -> None:
-    """In the server process before exec: many files, and die with the generator."""
+def parse_cpus(text: str) -> frozenset[int]:
+    """``"0"``, ``"0,2"`` or ``"0-3"`` (as taskset -c writes them) as a set of CPU numbers;
+    empty text is the empty set (no pinning). Raises ValueError for CPUs we may not use."""
+    cpus: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        first, last = int(lo), int(hi or lo)
+        if first < 0 or last < first:
+            raise ValueError(f"bad CPU range {part!r}")
+        cpus.update(range(first, last + 1))
+    if cpus - ALL_CPUS:
+        raise ValueError(
+            f"CPUs {sorted(cpus - ALL_CPUS)} are not available (have {sorted(ALL_CPUS)})"
+        )
+    return frozenset(cpus)
+
+
+def pin(pid: int, cpus: frozenset[int]) -> list[int]:
+    """Pin ``pid`` (0: this process) to ``cpus``, or give it every CPU when empty; returns
+    the set the kernel then reports, so a report says what was in force, not what was
+    asked. Threads started afterwards inherit it."""
+    os.sched_setaffinity(pid, cpus or ALL_CPUS)
+    return sorted(os.sched_getaffinity(pid))
+
+
+def affinity(pid: int) -> list[int]:
+    """The CPUs ``pid`` may run on (empty once it is gone)."""
+    try:
+        return sorted(os.sched_getaffinity(pid))
+    except OSError:
+        return []
+
+
+def _child_setup(cpus: frozenset[int] = frozenset()) -> None:
+    """In the server process before exec: many files, die with the generator, and run on
+    ``cpus`` (every CPU when empty: not the generator's, if it pinned itself first)."""
     raise_nofile()
+    with contextlib.suppress(OSError):
+        os.sched_setaffinity(0, cpus or ALL_CPUS)
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -135,13 +177,22 @@ class Server:
     killed: bool = False
     exit_code: int | None = None
     workdir: Path | None = None
+    cpus: frozenset[int] = frozenset()  # --server-cpus; empty: every CPU
+    stopped: bool = False
+    sigterm_ns: int = 0  # time.monotonic_ns() when stop() sent SIGTERM
 
     @classmethod
     def make(
-        cls, target: str, extra_args: list[str], keep_limits: bool = False, python: str = ""
+        cls,
+        target: str,
+        extra_args: list[str],
+        keep_limits: bool = False,
+        python: str = "",
+        cpus: frozenset[int] = frozenset(),
     ) -> Server:
         """``python``: run webchat as ``python -m webchat`` (another checkout's virtualenv),
-        instead of the ``webchat`` command next to this interpreter."""
+        instead of the ``webchat`` command next to this interpreter. ``cpus``: the CPUs it
+        runs on (``--server-cpus``), set before exec so every thread it starts has them."""
         bindir = Path(sys.executable).parent
         # A scratch working directory: whatever the server writes there goes away with it.
         workdir = Path(tempfile.mkdtemp(prefix=f"loadgen-{target}-"))
@@ -174,7 +225,9 @@ class Server:
                 argv += ["--setuid", "root"]  # miniircd refuses root otherwise
         else:
             raise ValueError(f"unknown target {target!r}")
-        return cls(target, tcp_port, web_port, argv + extra_args, extra_args, workdir=workdir)
+        return cls(
+            target, tcp_port, web_port, argv + extra_args, extra_args, workdir=workdir, cpus=cpus
+        )
 
     @property
     def pid(self) -> int:
@@ -192,7 +245,7 @@ class Server:
             stdout=fd,
             stderr=subprocess.STDOUT,
             env=env,
-            preexec_fn=_child_setup,
+            preexec_fn=functools.partial(_child_setup, self.cpus),
             start_new_session=True,
         )
         os.close(fd)
@@ -231,10 +284,15 @@ class Server:
         return found
 
     def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM, as a service manager would; SIGKILL if it does not go within ``grace``."""
-        if self.proc is None:
+        """SIGTERM, as a service manager would; SIGKILL if it does not go within ``grace``.
+
+        Once only: ``stop_s`` is the time from that SIGTERM to the process's exit, and a
+        later call (a run's ``finally``) must not overwrite it with a no-op's duration."""
+        if self.proc is None or self.stopped:
             return
+        self.stopped = True
         t0 = time.monotonic()
+        self.sigterm_ns = time.monotonic_ns()
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
@@ -312,7 +370,7 @@ class RedisSample:
 class RedisProcess:
     """``redis-server`` on a free port (never 6379), a scratch ``--dir``, no snapshots."""
 
-    def __init__(self, executable: str = "") -> None:
+    def __init__(self, executable: str = "", cpus: frozenset[int] = frozenset()) -> None:
         self.executable = executable or shutil.which("redis-server") or "/usr/bin/redis-server"
         self.port = free_port()
         while self.port == 6379:
@@ -321,6 +379,7 @@ class RedisProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.stop_s = 0.0
         self.version = ""
+        self.cpus = cpus  # the server side's CPUs, as the nodes it serves
 
     @property
     def url(self) -> str:
@@ -341,7 +400,7 @@ class RedisProcess:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=_child_setup,
+            preexec_fn=functools.partial(_child_setup, self.cpus),
             start_new_session=True,
         )
         while time.monotonic() < deadline:
@@ -416,14 +475,16 @@ class Fleet:
         nodes: int = 1,
         keep_limits: bool = False,
         python: str = "",
+        cpus: frozenset[int] = frozenset(),
     ) -> Fleet:
+        """``cpus`` (``--server-cpus``) pins every node, and their Redis: the server side."""
         if nodes <= 1:
-            return cls([Server.make(target, extra_args, keep_limits, python)])
-        redis = RedisProcess()
+            return cls([Server.make(target, extra_args, keep_limits, python, cpus)])
+        redis = RedisProcess(cpus=cpus)
         servers = []
         for k in range(nodes):
             cluster = ["--redis-url", redis.url, "--node-id", f"node{k}"]
-            servers.append(Server.make(target, cluster + extra_args, keep_limits, python))
+            servers.append(Server.make(target, cluster + extra_args, keep_limits, python, cpus))
         return cls(servers, redis)
 
     @property
@@ -460,6 +521,15 @@ class Fleet:
             total.cpu_s += one.cpu_s
         return total
 
+    def affinity(self) -> list[list[int]]:
+        """The CPUs each node may run on, read back from the kernel."""
+        return [affinity(s.pid) for s in self.nodes]
+
+    @property
+    def sigterm_ns(self) -> int:
+        """When the first SIGTERM went out (0: not yet)."""
+        return min((s.sigterm_ns for s in self.nodes if s.sigterm_ns), default=0)
+
     def snapshot(self) -> tuple[list[ProcSample], RedisSample | None]:
         """Each node's sample, and Redis's, for the per-node and Redis figures."""
         nodes = [sample(s.pid) for s in self.nodes]
@@ -476,12 +546,12 @@ class Fleet:
                 return f"{name} exited (code {code})"
         return "redis-server exited" if self.redis is not None else "the server exited"
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 10.0) -> None:
         """SIGTERM to every node at once (each waits its own grace), then Redis."""
         if len(self.nodes) == 1:
-            self.nodes[0].stop()
+            self.nodes[0].stop(grace)
         else:
-            threads = [threading.Thread(target=s.stop) for s in self.nodes]
+            threads = [threading.Thread(target=s.stop, args=(grace,)) for s in self.nodes]
             for t in threads:
                 t.start()
             for t in threads:

@@ -6,7 +6,10 @@ chunk at C speed (strided column slices over TCP lines, ``json.loads`` and joine
 over WebSocket frames), falling back to an exact one-by-one path for anything unusual.
 The coordinator (``loadgen.py``) drives the phases over a pipe:
 
-    connect -> (stall) -> barrier -> go -> sent -> all_sent -> result
+    connect -> (stall) -> barrier -> go -> sent -> all_sent -> result [-> watch -> goodbyes]
+
+The last two are ``--sigterm-connected``: every client stays connected and reads on while
+the coordinator sends the server SIGTERM, and says whether it got its goodbye.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import contextlib
 import errno
 import heapq
 import json
+import os
 import re
 import resource
 import selectors
@@ -88,6 +92,7 @@ class WorkerConfig:
     # --nodes N: (tcp port, web port) of each node; client i connects to node
     # wire.node_of(i, N), stalled client k to node k % N. Empty: tcp_port and web_port.
     node_ports: tuple[tuple[int, int], ...] = ()
+    cpus: tuple[int, ...] = ()  # --generator-cpus: this process runs on these; (): anywhere
 
 
 @dataclass
@@ -1427,6 +1432,10 @@ class Worker:
                         "connect_ns": sorted(self.connect_times),
                         "senders_ok": [c.index for c in self.senders if c.state == JOINED],
                         "rooms_ok": dict(Counter(c.room for c in group if c.state == JOINED)),
+                        # From this worker's first connect() to its last welcome: the
+                        # coordinator's "all joined" is the span over every worker.
+                        "first_connect_ns": min((c.t_start for c in group if c.t_start), default=0),
+                        "last_joined_ns": max((c.t_joined for c in group), default=0),
                     },
                 )
                 self.connect_times = []
@@ -1545,9 +1554,159 @@ class Worker:
             "cpu": self.cpu_marks,
             "timeline": self.timeline,
             "t_end": time.monotonic_ns(),
+            "cpus": sorted(os.sched_getaffinity(0)),
         }
         with contextlib.suppress(OSError):
             self.tell("result", result)
+
+
+# ----- --sigterm-connected: the goodbye each connected client is owed ----------------------
+
+SHUTDOWN_CLOSE = 1001  # webchat's close code when the server stops ("going away")
+TAIL_KEEP = 4096  # bytes of a TCP stream kept: its last line is all that is judged
+
+
+@dataclass
+class Farewell:
+    """What one connected client hears from the moment the watch starts until its end.
+
+    TCP keeps the tail of the stream: the goodbye is the last line before EOF, and it must
+    be a whole line starting with "*** " (webchat's ``*** disconnected: REASON``).
+    WebSocket keeps the unparsed bytes, so frames are cut where they begin even when the
+    watch starts mid-frame; the goodbye is a close frame with code 1001, answered as a
+    client should (a close frame back).
+    """
+
+    client: Client
+    ws: bool
+    buf: bytearray
+    close_code: int = 0
+    close_reason: str = ""
+    end_ns: int = 0
+    end: str = ""  # "EOF", "reset: ...", "still open", "bad framing: ..."
+
+    def feed(self, data: bytes) -> None:
+        self.buf += data
+        if not self.ws:
+            if len(self.buf) > 2 * TAIL_KEEP:
+                del self.buf[:-TAIL_KEEP]
+            return
+        try:
+            frames, rest = wire.ws_parse(bytes(self.buf))
+        except wire.WsProtocolError as exc:
+            self.end = f"bad framing: {exc}"
+            self.buf = bytearray()
+            return
+        self.buf = bytearray(rest)
+        for op, _fin, pl in frames:
+            if op == wire.OP_CLOSE and not self.close_code:
+                self.close_code = int.from_bytes(pl[:2], "big") if len(pl) >= 2 else 1005
+                self.close_reason = pl[2:].decode("utf-8", "replace")
+                sock = self.client.sock
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.send(wire.ws_frame(pl[:2], wire.OP_CLOSE))
+
+    def words(self) -> str:
+        """The goodbye as heard: "close CODE: reason", or the TCP stream's last line."""
+        if self.ws:
+            if not self.close_code:
+                return "no close frame"
+            return f"close {self.close_code}: {self.close_reason}"
+        tail = bytes(self.buf)
+        if not tail:
+            return "nothing"
+        if not tail.endswith(b"\n"):
+            return "unfinished line: " + tail[-80:].decode("utf-8", "replace")
+        return tail.rstrip(b"\r\n").rsplit(b"\n", 1)[-1].decode("utf-8", "replace")
+
+    def said_goodbye(self) -> bool:
+        if self.ws:
+            return self.close_code == SHUTDOWN_CLOSE
+        return self.words().startswith("*** ")
+
+
+def watch_goodbyes(w: Worker, deadline_ns: int) -> dict[str, Any]:
+    """Read every still-connected client until the server ends its connection.
+
+    Called after the run's result is sent, when the coordinator is about to stop the
+    server: it says "watching" once every socket is in the selector (so the SIGTERM comes
+    after), then reads until each connection has ended, ``deadline_ns`` passes, or the
+    coordinator says "bye". Returns, per transport, how many were connected and how many
+    got their goodbye, how each ended and when, and what they were told.
+    """
+    watched: list[Farewell] = []
+    for c in w.clients:
+        if c.state != JOINED or c.sock is None:
+            continue
+        c.interest(0)
+        f = Farewell(c, isinstance(c, WsClient), bytearray(c.inbuf))
+        w.sel.register(c.sock, EVENT_READ, f)
+        c.events = EVENT_READ
+        watched.append(f)
+    w.tell("watching", {"connected": len(watched)})
+    open_ = len(watched)
+    told_bye = False
+    while open_ and not told_bye:
+        now = time.monotonic_ns()
+        if now >= deadline_ns:
+            break
+        for key, _mask in w.sel.select(min(0.1, (deadline_ns - now) / 1e9)):
+            f = key.data
+            if f is None:
+                try:
+                    kind, _arg = w.pipe.recv()
+                except (EOFError, OSError):
+                    kind = "bye"
+                told_bye = told_bye or kind == "bye"
+                continue
+            if f.end:
+                continue
+            sock = f.client.sock
+            assert sock is not None
+            try:
+                got = sock.recv_into(w.rbuf)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                f.end = f"reset: {exc.strerror or exc}"
+                got = 0
+            if got:
+                f.feed(w.rview[:got].tobytes())
+            elif not f.end:
+                f.end = "EOF"
+            if f.end:
+                f.end_ns = time.monotonic_ns()
+                f.client.close()
+                f.client.state = CLOSED
+                open_ -= 1
+    out: dict[str, Any] = {
+        "connected": {"tcp": 0, "ws": 0},
+        "goodbye": {"tcp": 0, "ws": 0},
+        "ends": {},
+        "words": {},
+        "without": [],
+        "end_ns": [],
+    }
+    ends: Counter[str] = Counter()
+    words: Counter[str] = Counter()
+    for f in watched:
+        kind = "ws" if f.ws else "tcp"
+        out["connected"][kind] += 1
+        said = f.words()
+        words[said[:100]] += 1
+        if f.said_goodbye():
+            out["goodbye"][kind] += 1
+        elif len(out["without"]) < 5:
+            out["without"].append(f"{f.client.nick} ({kind}): {said[:100]!r}, {f.end or 'open'}")
+        end = f.end or "still open"
+        ends[end.split(":", 1)[0] if end.startswith("reset") else end[:60]] += 1
+        if f.end_ns:
+            out["end_ns"].append(f.end_ns)
+    out["ends"] = dict(ends)
+    out["words"] = dict(words.most_common(5))
+    out["end_ns"].sort()
+    return out
 
 
 def last_words(stream: bytes, ws: bool) -> str:
@@ -1574,14 +1733,23 @@ def worker_main(cfg: WorkerConfig, pipe: Connection) -> None:
     # Ctrl-C goes to the whole terminal group: let the coordinator handle it and stop us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if cfg.cpus:
+        os.sched_setaffinity(0, cfg.cpus)
     w: Worker | None = None
     try:
         w = Worker(cfg, pipe)
         w.run()
         # Stay connected until the coordinator has stopped the server: a server is
         # stopped with its clients on, and the seed server's threads would otherwise die
-        # on broken pipes as we leave.
-        pipe.poll(120)
+        # on broken pipes as we leave. With --sigterm-connected, "watch" comes first.
+        while pipe.poll(120):
+            kind, arg = pipe.recv()
+            if kind == "watch":
+                pipe.send(("goodbyes", watch_goodbyes(w, arg)))
+            elif kind == "bye":
+                break
+    except EOFError:
+        pass  # the coordinator is gone: so are we
     except Exception:
         with contextlib.suppress(OSError):
             pipe.send(("error", traceback.format_exc()))
