@@ -12,6 +12,7 @@ import ctypes
 import functools
 import os
 import resource
+import select
 import shutil
 import signal
 import socket
@@ -121,6 +122,29 @@ def listening(port: int) -> bool:
                 if parts[1].endswith(want) and parts[3] == "0A":
                     return True
     return False
+
+
+def wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> float:
+    """Wait up to ``timeout`` for ``proc`` to exit; when it did, time.monotonic() then
+    (0.0 if it did not). A pidfd turns readable the moment the process exits, where
+    ``Popen.wait(timeout)`` polls with sleeps of up to 50 ms: the stop time is a target."""
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (OSError, AttributeError):
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return 0.0
+        return time.monotonic()
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        exited = time.monotonic()
+    finally:
+        os.close(fd)
+    if not ready:
+        return 0.0
+    proc.wait(5)  # reap it
+    return exited
 
 
 @dataclass
@@ -293,13 +317,12 @@ class Server:
         self.stopped = True
         t0 = time.monotonic()
         self.sigterm_ns = time.monotonic_ns()
+        exited_at = 0.0
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.killed = True
+            exited_at = wait_exit(self.proc, grace)
+            self.killed = not exited_at
         if self.killed or self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -308,7 +331,7 @@ class Server:
             # Reap anything the server left behind in its own process group.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-        self.stop_s = time.monotonic() - t0
+        self.stop_s = (exited_at or time.monotonic()) - t0
         self.exit_code = self.proc.returncode
 
     def cleanup(self, keep_log: bool) -> None:
