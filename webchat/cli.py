@@ -57,6 +57,10 @@ HELP = {
     "max_topic_chars": "longest room topic, in characters",
     "room_expiry": "seconds an empty room lingers before it is forgotten (its history stays)",
     "permanent_rooms": "comma-separated rooms that always exist (#lobby always does)",
+    "presence_batch_above": "in a room of more people than this, joins and leaves arrive as "
+    "one presence update per interval",
+    "presence_interval": "seconds between presence updates in a crowded room",
+    "people_page": "most people in one list (the welcome, /who, /names); the rest by page",
     "redis_url": "make this process one node of a chat shared through this Redis, "
     "e.g. redis://127.0.0.1:6379/0 (needs the redis extra)",
     "node_id": "this node's name in logs and in the stream (default: host and pid)",

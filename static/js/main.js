@@ -36,6 +36,7 @@ const panels = [ui.roomsPanel, ui.people];
 const people = new People({ users: ui.users, count: ui.count, title: ui.peopleTitle });
 const moderation = new Moderation(ui.users, people, (text, room) => say(text, room));
 const asked = new Set(); // rooms whose member list the page asked for (answers not shown)
+const paging = new Map(); // room -> the page of its member list asked for, one at a time
 
 const rooms = new Rooms({
   list: ui.roomList, badge: ui.roomsBadge, title: ui.roomTitle, topic: ui.roomTopic,
@@ -48,7 +49,7 @@ const rooms = new Rooms({
   if (byReader && narrow.matches) ui.roomsPanel.open = false;
 });
 
-// ----- what the reader sees -------------------------------------------------------
+// ----- what the reader sees -----
 
 function setStatus(state, text) {
   ui.status.dataset.state = state;
@@ -112,6 +113,11 @@ function askNames(name) {
   if (conn.send(sayFrame(`/names ${name}`, name))) asked.add(name);
 }
 
+// A crowded room's member list comes in pages.
+function askPage(room, after) {
+  if (conn.send(sayFrame(`/names ${room} ${after}`, room))) paging.set(room, after);
+}
+
 // A message from someone else arrived live (or while we were disconnected); what to announce.
 function arrived(ev, item) {
   if (!CHATTY.has(ev.type) || me.is(ev.nick)) return null;
@@ -141,6 +147,7 @@ function leftRoom(name) {
   rooms.exited(name);
   people.forgetRoom(name);
   asked.delete(name);
+  paging.delete(name);
   people.show(rooms.active.name);
   return rooms.view; // the room that comes to the front
 }
@@ -159,7 +166,7 @@ function enteredOwn(ev) {
   rooms.entered(ev.room);
 }
 
-// ----- events from the server -------------------------------------------------------
+// ----- events from the server -----
 
 const conn = new Connection({
   status: setStatus,
@@ -173,6 +180,7 @@ const conn = new Connection({
   // The welcome: first the replay that came before it, then the welcome itself.
   welcome(ev, early, { again, resuming }) {
     asked.clear();
+    paging.clear();
     joined();
     people.operator = ev.operator === true;
     people.forgetRooms(); // known again from /names, as each room comes to the front
@@ -217,9 +225,15 @@ const conn = new Connection({
   event(ev) {
     if (ev.type === "nick" && me.is(ev.nick)) rememberNick(ev.new);
     answered(ev);
-    if (ev.type === "names" && asked.has(ev.room) && !people.knows(ev.room)) {
+    if (ev.type === "names" && (paging.has(ev.room) || (asked.has(ev.room) && !people.knows(ev.room)))) {
       people.track(ev); // the answer to our own question: nothing to show
+      paging.delete(ev.room);
+      if (ev.next != null) askPage(ev.room, ev.next);
       return null;
+    }
+    if (ev.type === "error" && ev.code === "rate_limited") { // perhaps a page: ask again later
+      const waiting = [...paging];
+      setTimeout(() => { for (const [r, a] of waiting) if (paging.get(r) === a) askPage(r, a); }, 1000);
     }
     people.track(ev);
     let shown = ev;
@@ -286,7 +300,7 @@ const conn = new Connection({
   },
 });
 
-// ----- the message box and the room controls ------------------------------------------
+// ----- the message box and the room controls -----
 
 function say(text, room = rooms.active.member ? rooms.active.name : null) {
   if (!conn.joined || !conn.send(sayFrame(text, room))) {
@@ -333,7 +347,7 @@ ui.leave.addEventListener("click", () => {
   if (name !== LOBBY && rooms.has(name)) say(`/part ${name}`, name);
 });
 
-// ----- wiring -----------------------------------------------------------------------
+// ----- wiring -----
 
 ui.joinForm.addEventListener("submit", (e) => {
   e.preventDefault();

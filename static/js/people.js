@@ -45,10 +45,11 @@ export class People {
   knows(room) { return this.members.has(room); }
 
   // `list`: [{nick, via, away}]; with a room, that room's members (they are online too).
-  set(list, room = null) {
-    if (room === null) this.online.clear();
-    const nicks = new Set();
-    const ops = room === null ? this.serverOps : new Set();
+  // A later page (`whole` false) adds to the pages before it.
+  set(list, room = null, whole = true) {
+    if (room === null && whole) this.online.clear();
+    const nicks = whole ? new Set() : (this.members.get(room) ?? new Set());
+    const ops = room === null ? this.serverOps : (whole ? new Set() : this.opRoom(room));
     for (const u of list ?? []) {
       if (u.op === true) ops.add(key(u.nick));
       else if (u.op === false) ops.delete(key(u.nick));
@@ -88,8 +89,10 @@ export class People {
   track(ev) {
     const who = this.online.get(ev.nick);
     switch (ev.type) {
-      case "welcome": case "users": this.set(ev.users); return true;
-      case "names": this.set(ev.users, ev.room ?? null); return true;
+      case "welcome": this.set(ev.users); return true;
+      case "users": this.set(ev.users, null, ev.after == null && ev.next == null); return true;
+      case "names": this.set(ev.users, ev.room ?? null, ev.after == null); return true;
+      case "presence": this.gathered(ev); break;
       case "join": // connecting puts one in the lobby
         this.online.set(ev.nick, { nick: ev.nick, via: ev.via, away: null });
         this.members.get(LOBBY)?.add(ev.nick);
@@ -119,6 +122,19 @@ export class People {
     }
     this.draw();
     return true;
+  }
+
+  // A crowded room's update: who came and went (never both).
+  gathered({ room, joined, left }) {
+    const lobby = room === LOBBY;
+    for (const u of joined) {
+      if (lobby) this.online.set(u.nick, { ...u, away: u.away ?? null });
+      this.members.get(room)?.add(u.nick);
+    }
+    for (const nick of left) {
+      if (lobby) this.online.delete(nick);
+      for (const nicks of lobby ? this.members.values() : [this.members.get(room)]) nicks?.delete(nick);
+    }
   }
 
   draw() {

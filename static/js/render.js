@@ -101,6 +101,8 @@ function body(ev) {
       return ["enter", ["→ ", nickEl(nick), " entered ", roomEl(ev.room)]];
     case "exit":
       return ["exit", ["← ", nickEl(nick), " left ", roomEl(ev.room), text ? ` (${text})` : ""]];
+    case "presence": // a crowded room's comings and goings, gathered by the server
+      return ["presence", [text ?? ""]];
     case "topic":
       return ["topic", text
         ? [nickEl(nick), " set the topic of ", roomEl(ev.room), ": ", richText(text, false)]

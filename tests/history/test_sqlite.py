@@ -61,6 +61,18 @@ EVERY_TYPE = [
         )
         for i, (kind, extra) in enumerate(MODERATION)
     ),
+    StoredEvent(
+        Event(
+            "presence",
+            None,
+            "1 joined: eve; 1 left: dan",
+            16 + len(MODERATION),
+            f"2026-01-01T00:00:{16 + len(MODERATION)}.000Z",
+            {"joined": [{"nick": "eve", "via": "web", "away": None}], "left": ["dan"], "users": 9},
+            "#lobby",
+        ),
+        None,
+    ),
 ]
 LAST = len(EVERY_TYPE)
 

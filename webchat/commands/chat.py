@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from webchat.commands.table import COMMANDS, Context, command, fits, post, usage
 from webchat.core.events import LOBBY, VIA_NAMES, Audience, Event
+from webchat.core.listings import Page
 from webchat.core.rooms import check_room
 from webchat.core.session import Session
 from webchat.text import ChatError, nick_key
@@ -137,11 +140,31 @@ def _history(ctx: Context, args: str) -> None:
     )
 
 
-@command("who", "/who", "list who is online, how, idle time and away state")
+@command(
+    "who", "/who [FROM]", "list who is online, how, idle time and away state (a page from FROM)"
+)
 def _who(ctx: Context, args: str) -> None:
-    people = ctx.hub.people.presence()
-    listed = ", ".join(describe(p.nick, p.via, p.idle, p.away) for p in people)
-    ctx.reply("users", f"{len(people)} online: {listed}", users=[p.as_dict() for p in people])
+    if " " in args:
+        raise ChatError("usage", "usage: /who [FROM]")
+
+    def render(page: Page) -> tuple[str, dict[str, Any]]:
+        listed = ", ".join(describe(p.nick, p.via, p.idle, p.away) for p in page.people)
+        text = f"{page.total} online: {listed}{more(page, '/who')}"
+        return text, page.fields()
+
+    ctx.hub.listings.reply(ctx.session, "users", None, page_start(args), render)
+
+
+def page_start(args: str) -> str | None:
+    """The nick key a page starts after: the ``next`` of the page before, or any nick."""
+    return nick_key(args) if args else None
+
+
+def more(page: Page, ask: str) -> str:
+    """How a terminal user asks for the rest, when this page is not the last."""
+    if page.next is None:
+        return ""
+    return f" ({len(page.people)} shown; {ask} {page.next} for more)"
 
 
 def describe(nick: str, via: str, idle: float, away: str | None) -> str:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from webchat.commands.chat import describe
+from typing import Any
+
+from webchat.commands.chat import describe, more, page_start
 from webchat.commands.table import Context, command, usage
+from webchat.core.listings import Page
 from webchat.core.rooms import check_room
 from webchat.text import ChatError, clean_text
 
@@ -56,13 +59,17 @@ def _topic(ctx: Context, args: str) -> None:
     ctx.reply("system", shown, room, code="topic", topic=found.topic)
 
 
-@command("names", "/names [#ROOM]", "list who is in a room (by default the one you are in)")
+@command("names", "/names [#ROOM] [FROM]", "list who is in a room (by default the one you are in)")
 def _names(ctx: Context, args: str) -> None:
-    if " " in args:
-        raise ChatError("usage", "usage: /names [#ROOM]")
-    room = check_room(args) if args else ctx.here()
-    people = ctx.hub.membership.names(room)
-    listed = ", ".join(describe(p.nick, p.via, p.idle, p.away) for p in people)
-    ctx.reply(
-        "names", f"{len(people)} in {room}: {listed}", room, users=[p.as_dict() for p in people]
-    )
+    words = args.split()
+    if len(words) > 2:
+        raise ChatError("usage", "usage: /names [#ROOM] [FROM]")
+    room = check_room(words[0]) if words else ctx.here()
+    after = words[1] if len(words) == 2 else ""
+
+    def render(page: Page) -> tuple[str, dict[str, Any]]:
+        listed = ", ".join(describe(p.nick, p.via, p.idle, p.away) for p in page.people)
+        text = f"{page.total} in {room}: {listed}{more(page, f'/names {room}')}"
+        return text, page.fields()
+
+    ctx.hub.listings.reply(ctx.session, "names", room, page_start(after), render)

@@ -33,7 +33,7 @@ class Delivery:
         released_id: int,
         mark_close: Callable[[Session], None],
     ) -> None:
-        self.fanout = Fanout(lock, capacity, close_grace, sessions, self.wake, mark_close)
+        self.fanout = Fanout(lock, capacity, close_grace, sessions, self._nudge, mark_close)
         self._writers: dict[int, Writer] = {}
         self._lock = lock
         # The highest event id in the ring: the seam between replay and live delivery.
@@ -55,7 +55,21 @@ class Delivery:
         """Ring the session's writer: something is owed, or its transport has control frames."""
         writer = self._writers.get(session.id)
         if writer is not None:
-            writer.doorbell.ring()
+            writer.ring()
+
+    def _nudge(self, session: Session) -> None:
+        """The session is closing (Fanout): its goodbye usually goes direct (Writer.nudge)."""
+        writer = self._writers.get(session.id)
+        if writer is not None:
+            writer.nudge()
+
+    def ring_keepalives(self, now: float) -> None:
+        """Wake the writers whose peer is owed a keepalive: idle writers have no thread."""
+        with self._lock:
+            writers = list(self._writers.values())
+        for writer in writers:
+            if writer.keepalive_due(now):
+                writer.ring()
 
     def wait_closed(self, session: Session, timeout: float) -> None:
         """Let the writer finish its last words; then the session is gone for good."""
@@ -124,6 +138,6 @@ class Delivery:
         now = time.monotonic()
         for writer in writers:
             if not writer.send_direct(now):
-                writer.doorbell.ring()
+                writer.ring()
         if born:
             self.latency_direct.observe(time.monotonic() - born)

@@ -18,6 +18,7 @@ from typing import Any
 SEQUENCED = frozenset(
     {"message", "me", "private", "join", "leave", "nick", "away", "back", "enter", "exit", "topic"}
     | {"kick", "ban", "unban", "mute", "unmute", "op", "deop"}  # moderation, in the room
+    | {"presence"}  # a crowded room's comings and goings (core/presence.py)
 )
 # The room everyone is in from the start; its events look on TCP as they did before rooms.
 LOBBY = "#lobby"

@@ -31,9 +31,11 @@ from webchat.core.events import (
 )
 from webchat.core.ignoring import Ignoring
 from webchat.core.limits import HubLimits
+from webchat.core.listings import Listings
 from webchat.core.membership import Membership
 from webchat.core.moderation import Moderation
 from webchat.core.people import People
+from webchat.core.presence import PresenceBatches
 from webchat.core.rooms import Rooms
 from webchat.core.roster import Claims, LocalClaims, Roster
 from webchat.core.session import Session, Transport
@@ -42,6 +44,10 @@ from webchat.history import History
 from webchat.text import ChatError
 
 log = logging.getLogger(__name__)
+
+# Seconds between looks for idle connections owed a keepalive (a WebSocket ping every
+# 25 s by default): pings go out up to this late, which no peer notices.
+KEEPALIVE_SCAN = 1.0
 
 
 class Hub:
@@ -68,6 +74,8 @@ class Hub:
         self.rooms = Rooms(limits)
         self.membership = Membership(self)
         self.people = People(self)
+        self.listings = Listings(self)
+        self.presence = PresenceBatches(self)
         # Accounts and sanctions: in memory unless a store is given (a file, or Redis).
         self.logins = logins or Logins(SqliteAccounts(":memory:"))
         self.moderation = Moderation(self, self.logins.store, self.logins.operators)
@@ -234,10 +242,17 @@ class Hub:
 
     def _reap_loop(self) -> None:
         """Close sessions that fell too far behind, cut those that will not close,
-        and forget rooms that stayed empty."""
+        wake the writers owed a keepalive, publish crowded rooms' presence updates, and
+        forget rooms that stayed empty."""
+        next_keepalives = 0.0
         while not self._stopping.wait(self.limits.reap_interval):
+            now = time.monotonic()
+            if now >= next_keepalives:  # a scan of every writer: once a second is enough
+                next_keepalives = now + KEEPALIVE_SCAN
+                self.delivery.ring_keepalives(now)
             with self.lock:
-                stuck = self.fanout.reap_locked(self.limits.outbox_max_bytes, time.monotonic())
+                self.presence.flush_locked(now)
+                stuck = self.fanout.reap_locked(self.limits.outbox_max_bytes, now)
                 for name in self.rooms.expire():
                     log.info("room %s was empty for %gs and is gone", name, self.limits.room_expiry)
             for s in stuck:

@@ -21,6 +21,13 @@ class HubLimits(ReplayLimits, RoomLimits):
     rate_burst: int = 15
     flood_refusals: int = 20
     flood_window: float = 10.0
+    people_page: int = 1000
+    presence_batch_above: int = 1000
+    presence_interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.people_page < 1 or self.presence_interval <= 0:
+            raise ValueError("people_page must be at least 1, presence_interval above 0")
 
     @classmethod
     def from_settings(cls, settings: object) -> HubLimits:

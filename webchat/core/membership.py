@@ -16,7 +16,6 @@ from webchat.bus import Outgoing
 from webchat.core.events import LOBBY, Audience, Event, Packet
 from webchat.core.replay import notice, room_history
 from webchat.core.rooms import Room, check_room
-from webchat.core.roster import Presence
 from webchat.core.session import Session, Splice
 from webchat.core.state import HubState
 from webchat.text import ChatError
@@ -71,8 +70,12 @@ class Membership:
             hub.rooms.enter(name, session.id, session.key)
             session.rooms[name] = None
             session.active_room = name
+            heard = Audience.room(name)
+            if hub.presence.crowded_locked(name):  # the room hears of it in an update
+                hub.presence.arrived_locked(name, session)
+                heard = Audience.only(session.id)
             event = Event("enter", session.nick, room=name)
-            hub.publish_locked(event, Audience.room(name), enters=session.id, about=session)
+            hub.publish_locked(event, heard, enters=session.id, about=session)
         return True
 
     def history(self, room: str, limit: int, before: int | None = None) -> list[Event]:
@@ -128,10 +131,14 @@ class Membership:
         with hub.lock:
             if name not in session.rooms:
                 raise not_in_room(name)
+            heard = Audience.room(name)
+            if hub.presence.crowded_locked(name):  # the room hears of it in an update
+                hub.presence.departed_locked(name, session)
+                heard = Audience.only(session.id)
             hub.rooms.exit(name, session.id)
             del session.rooms[name]
             event = Event("exit", session.nick, reason or None, room=name)
-            hub.publish_locked(event, Audience.room(name), exits=session.id, about=session)
+            hub.publish_locked(event, heard, exits=session.id, about=session)
             if session.active_room == name:
                 rest = list(session.rooms)
                 fallback = rest[-1] if rest else None
@@ -157,13 +164,6 @@ class Membership:
             if room is None:
                 raise ChatError("no_such_room", f"there is no room {name} now; /rooms lists them")
             return Room(name, room.permanent, room.topic, room.topic_by, dict(room.members))
-
-    def names(self, name: str) -> list[Presence]:
-        room = self.room(name)
-        hub = self.hub
-        with hub.lock:
-            ids = [i for i in room.members if hub.roster.get(i) is not None]
-            return hub.roster.presence(ids, lambda s: hub.moderation.may_moderate_locked(s, name))
 
     def listing(self) -> list[dict[str, object]]:
         with self.hub.lock:

@@ -102,11 +102,15 @@ class People:
             hub.ignoring.arrived_locked(session)
             for ignored in list(session.ignore_keys):
                 hub.ignoring.ignore_locked(session, ignored, True)
+            crowded = [name for name in wanted if hub.presence.crowded_locked(name)]
+            for name in crowded:
+                hub.presence.arrived_locked(name, session)
             join = Event("join", nick, extra=self._joined(session))
-            hub.publish_locked(join, session.near(), about=session)
+            hub.publish_locked(join, hub.presence.audience_locked(session, crowded), about=session)
             for name in wanted[1:]:
                 enter = Event("enter", nick, room=name)
-                hub.publish_locked(enter, Audience.room(name), about=session)
+                heard = Audience.only(session.id) if name in crowded else Audience.room(name)
+                hub.publish_locked(enter, heard, about=session)
         log.info("%s joined via %s", nick, session.via)
         replay = join_replay(hub.history, hub.limits, session.id, wanted, seam, since)
         session.splices.append(Splice(session.cursor, [*replay, welcome]))
@@ -123,7 +127,10 @@ class People:
                 disconnect_reason(session.closing, session.close_code, session.close_reason, reason)
             )
             stats.rate_limited_gone += session.bucket.refused
-            audience = session.near()
+            crowded = [name for name in session.rooms if hub.presence.crowded_locked(name)]
+            audience = hub.presence.audience_locked(session, crowded)
+            for name in crowded:
+                hub.presence.departed_locked(name, session)
             for name in session.rooms:
                 hub.rooms.exit(name, session.id)
             hub.ignoring.forget_locked(session)
@@ -233,9 +240,12 @@ class People:
             return self.hub.roster.get(session_id)
 
     def presence(self) -> list[Presence]:
-        """Everyone, with server operators marked."""
+        """Everyone, in nick-key order, with server operators marked (unpaged: for tests
+        and tools; users get pages, see core.listings)."""
         with self.hub.lock:
-            return self.hub.roster.presence(None, self.hub.moderation.is_server_operator)
+            roster = self.hub.roster
+            everyone, _ = roster.page(None, roster.count())
+            return roster.presence(everyone, self.hub.moderation.is_server_operator)
 
     def count(self) -> int:
         with self.hub.lock:

@@ -6,6 +6,7 @@ roster (nicks unique across nodes) replaces this one behind the same methods.
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -100,6 +101,8 @@ class Roster:
         self.sessions: dict[int, Session] = {}
         self.remote: dict[int, Session] = {}
         self._by_key: dict[str, Session] = {}
+        # Every nick key, sorted: a page of ten thousand people costs a bisect and a slice.
+        self._keys: list[str] = []
         self._next_id = first_id
 
     def next_id(self) -> int:
@@ -111,7 +114,7 @@ class Roster:
         if session.key in self._by_key:
             raise nick_taken(session.nick)
         self.sessions[session.id] = session
-        self._by_key[session.key] = session
+        self._index(session)
         session.presence_json = presence_json(session.nick, session.via, None)
 
     def get(self, session_id: int) -> Session | None:
@@ -127,12 +130,12 @@ class Roster:
         if session is None:
             session = Session(state["id"], state["nick"], state["key"], Elsewhere(state["via"]))
             self.remote[session.id] = session
-        elif session.key != state["key"]:
-            self._by_key.pop(session.key, None)
+        else:
+            self._unindex(session)
         session.nick, session.key, session.away = state["nick"], state["key"], state["away"]
         session.account, session.address = state.get("account"), state.get("address", "")
         session.rooms = dict.fromkeys(state["rooms"])
-        self._by_key[session.key] = session
+        self._index(session)
         self.refresh(session)
         return session
 
@@ -140,7 +143,7 @@ class Roster:
         """Forget the session; False if it was already gone."""
         if (self.sessions.pop(session.id, None) or self.remote.pop(session.id, None)) is None:
             return False
-        self._by_key.pop(session.key, None)
+        self._unindex(session)
         return True
 
     def rename(self, session: Session, nick: str, key: str) -> None:
@@ -149,9 +152,9 @@ class Roster:
             raise nick_taken(nick)
         if nick == session.nick:
             raise NickError("nick_same", f"you are already {nick}")
-        del self._by_key[session.key]
+        self._unindex(session)
         session.nick, session.key = nick, key
-        self._by_key[key] = session
+        self._index(session)
         self.refresh(session)
 
     @staticmethod
@@ -161,17 +164,47 @@ class Roster:
     def by_key(self, key: str) -> Session | None:
         return self._by_key.get(key)
 
+    def _index(self, session: Session) -> None:
+        if self._by_key.get(session.key) is None:
+            bisect.insort(self._keys, session.key)
+        self._by_key[session.key] = session
+
+    def _unindex(self, session: Session) -> None:
+        if self._by_key.get(session.key) is not session:
+            return  # a mirror that lost its nick to someone else keeps no entry
+        del self._by_key[session.key]
+        at = bisect.bisect_left(self._keys, session.key)
+        if at < len(self._keys) and self._keys[at] == session.key:
+            del self._keys[at]
+
+    def page(
+        self, after: str | None, limit: int, keys: list[str] | None = None
+    ) -> tuple[list[Session], str | None]:
+        """Up to ``limit`` people in nick-key order, after the key ``after``; and the key
+        to ask for the next page with (None: this was the last).
+
+        ``keys`` (sorted) narrows it to a room's members; by default it is everyone.
+        Asking page after page, in the hub's order, together with the events in
+        between, gives an exact list, however people come, go or rename meanwhile.
+        """
+        keys = self._keys if keys is None else keys
+        start = 0 if after is None else bisect.bisect_right(keys, after)
+        chosen = keys[start : start + limit]
+        people = [s for k in chosen if (s := self._by_key.get(k)) is not None]
+        more = start + limit < len(keys)
+        return people, (chosen[-1] if more and chosen else None)
+
+    def count(self) -> int:
+        """Everyone here, on every node."""
+        return len(self._keys)
+
+    @staticmethod
     def presence(
-        self, ids: list[int] | None = None, is_op: Callable[[Session], bool] | None = None
+        people: list[Session], is_op: Callable[[Session], bool] | None = None
     ) -> list[Presence]:
-        """Everyone (or these session ids), sorted by nick; ``is_op`` marks operators."""
+        """Snapshots of these people, in the order given; ``is_op`` marks operators."""
         now = time.monotonic()
-        everyone = self.everyone() if ids is None else [self.get(i) for i in ids]
-        chosen = [s for s in everyone if s is not None]
-        return sorted(
-            (
-                Presence(s.nick, s.via, now - s.last_active, s.away, bool(is_op and is_op(s)))
-                for s in chosen
-            ),
-            key=lambda p: p.nick.casefold(),
-        )
+        return [
+            Presence(s.nick, s.via, now - s.last_active, s.away, bool(is_op and is_op(s)))
+            for s in people
+        ]

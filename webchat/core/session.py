@@ -58,6 +58,9 @@ class DirectTransport(Transport, Protocol):
     def send_raw(self, data: bytes) -> None:
         """Write all of ``data``, waiting as long as it takes."""
 
+    def goodbye(self, reason: str, code: int) -> bytes:
+        """The bytes of send_goodbye's last words, for a direct send that ends the session."""
+
 
 @dataclass(frozen=True, slots=True)
 class Splice:

@@ -8,7 +8,7 @@ the hub is built from them, not the other way round.
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from webchat.bus import Outgoing
 from webchat.core.delivery import Delivery
@@ -21,6 +21,9 @@ from webchat.core.roster import Claims, Roster
 from webchat.core.session import Session
 from webchat.core.stats import HubStats
 from webchat.history import History
+
+if TYPE_CHECKING:  # it works on this state too: a type, not an import cycle
+    from webchat.core.presence import PresenceBatches
 
 
 class Moderating(Protocol):
@@ -60,6 +63,7 @@ class HubState(Protocol):
     stats: HubStats
 
     ignoring: Ignoring
+    presence: PresenceBatches
 
     @property
     def moderation(self) -> Moderating: ...

@@ -1,8 +1,9 @@
 """The welcome: who is here and which rooms you are in, for the newcomer only.
 
-It is O(users) bytes per join, so it travels in the joiner's own splice rather than
-the shared ring, and its people list is joined from each session's ready-made
-presence JSON, never re-encoded.
+It travels in the joiner's own splice rather than the shared ring. Its people list
+is the first page of everyone (``people_page``, see :mod:`webchat.core.listings`),
+joined from each session's ready-made presence JSON, never re-encoded: a crowd
+arriving costs a page per join, not everyone per join.
 """
 
 from __future__ import annotations
@@ -19,21 +20,25 @@ WELCOME_NAMES = 30
 
 def welcome_packet(hub: HubState, session: Session) -> Packet:
     """Called with the hub's lock held, right after the session was admitted."""
-    everyone = hub.roster.everyone()
-    others = [s.nick for s in everyone if s is not session]
-    if not others:
+    total = hub.roster.count()
+    first, next_key = hub.roster.page(None, hub.limits.people_page)
+    others = [s.nick for s in first[: WELCOME_NAMES + 1] if s is not session][:WELCOME_NAMES]
+    if total == 1:
         summary = "You are the only one here. Type /help for commands."
     else:
-        shown = ", ".join([session.nick, *others[:WELCOME_NAMES]])
-        more = len(others) - WELCOME_NAMES
+        shown = ", ".join([session.nick, *others])
+        more = total - 1 - len(others)
         tail = f" and {more} more (/who lists everyone)" if more > 0 else ""
-        summary = f"{len(everyone)} online: {shown}{tail}. Type /help for commands."
+        summary = f"{total} online: {shown}{tail}. Type /help for commands."
     rooms = [room.summary() for name in session.rooms if (room := hub.rooms.get(name))]
     if len(rooms) > 1:
         summary += " You are in " + ", ".join(str(r["room"]) for r in rooms) + "."
-    users = b"[" + b",".join([s.presence_json for s in everyone]) + b"]"
+    users = b"[" + b",".join([s.presence_json for s in first]) + b"]"
     fields = {
         "users": users,
+        # The list is whole when "next" is null; else /who NEXT asks for the rest.
+        "total": str(total).encode(),
+        "next": json.dumps(next_key).encode(),
         "rooms": json.dumps(rooms, ensure_ascii=False, separators=(",", ":")).encode(),
         "active": json.dumps(session.active_room).encode(),
         # Whether this user proved its registered nick, and may moderate the server.

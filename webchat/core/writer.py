@@ -3,8 +3,13 @@
 Rule 1 of DESIGN.md: one writer at a time per connection. Whoever writes holds
 the session's write lock: the committer's thread, for a non-blocking direct send
 of what is new (``send_direct``), or the session's writer thread for everything
-else (history, a socket that is backed up, keepalives, the goodbye). The writer
-only knows a :class:`Feed` of packets, never the hub.
+else (history, a socket that is backed up, keepalives, a goodbye that did not fit).
+
+A writer thread exists only while it has work: it is started when a direct send
+cannot finish (or for the preamble, or for a transport that has no direct send), and
+it ends after ``WRITER_LINGER`` seconds with nothing to do. With ten thousand idle
+connections that is ten thousand threads fewer. The writer only knows a :class:`Feed`
+of packets, never the hub.
 """
 
 from __future__ import annotations
@@ -20,6 +25,11 @@ from webchat.core.session import DirectTransport, Session, Transport
 from webchat.core.stats import Histogram
 
 log = logging.getLogger(__name__)
+
+# Seconds a writer thread stays after its last work. A socket that backed up once is
+# likely to again within a burst, and a thread costs about 0.1 ms to start; an idle
+# thread costs its stack. A second keeps threads for bursts and not for idle people.
+WRITER_LINGER = 1.0
 
 
 class Feed(Protocol):
@@ -68,8 +78,13 @@ class Writer:
         self._direct = cast(DirectTransport, session.transport) if direct else None
         self._lock = threading.Lock()  # the session's write lock
         self._live = False  # the preamble is out: live packets may go direct
+        self._said_goodbye = False  # the goodbye is written, or is in ``unsent``
         self._last_wrote = 0.0
-        self._thread: threading.Thread | None = None
+        self._last_keepalive = time.monotonic()
+        # Whether a thread is running (or about to); under _spawn, with _started.
+        self._spawn = threading.Lock()
+        self._running = False
+        self._started = False  # start() was called: the preamble's splice is in place
         # For /metrics, changed only under the write lock: packets handed to the socket,
         # and the latency (publish to write) of the first live packet of each write this
         # thread makes (direct writes are measured per batch, by Delivery.hand_over).
@@ -78,50 +93,89 @@ class Writer:
         self._unsent_born = 0.0  # that first packet's, when a direct send wrote nothing
 
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._run, name=f"writer-{self.session.id}", daemon=True
-        )
-        self._thread.start()
+        """Write the preamble, in a thread: until now a ring only marks work as owed."""
+        with self._spawn:
+            self._started = True
+        self.ring()
+
+    def ring(self) -> None:
+        """Something is owed: wake the thread, or start one if none is running."""
+        with self._spawn:
+            if self._running or not self._started or self.done.is_set():
+                self.doorbell.ring()
+                return
+            self._running = True
+        threading.Thread(target=self._run, name=f"writer-{self.session.id}", daemon=True).start()
+
+    def nudge(self) -> None:
+        """The session started closing: a direct send follows the close marker's batch
+        (Delivery.hand_over) and says goodbye, so only a writer without one needs a thread."""
+        if self._direct is not None and self._live:
+            self.doorbell.ring()  # a running thread sees it; no thread is started for it
+        else:
+            self.ring()
+
+    def keepalive_due(self, now: float) -> bool:
+        interval = self.session.transport.keepalive_interval
+        if interval is None:
+            return False
+        return now - max(self._last_wrote, self._last_keepalive) >= interval
 
     def wait_closed(self, timeout: float) -> None:
         """Let the writer finish its last words before the transport tears down."""
-        if self._thread is not None and not self.done.wait(timeout):
+        if self._started and not self.done.wait(timeout):
             self.session.transport.abort()
+            with self._spawn:
+                running = self._running
+            if not running:  # nobody is left to finish it (its close marker never came)
+                self.done.set()
             self.done.wait(timeout)
 
     def send_direct(self, now: float) -> bool:
         """Deliver what is new without waiting, from the committer's thread.
 
-        True when nothing is left for the writer thread. At a thousand users, waking a
-        thousand writer threads for each message costs far more than the writes.
+        True when nothing is left for a writer thread. At a thousand users, waking a
+        thousand writer threads for each message costs far more than the writes. A
+        closing session gets its goodbye here too, and is finished.
         """
         direct = self._direct
-        if direct is None or not self._live or self.session.closing:
+        if direct is None or not self._live or self.done.is_set():
             return False
         if not self._lock.acquire(blocking=False):
             return False  # the writer is at it
         try:
-            if self.unsent:
+            if self.unsent or self._said_goodbye:
                 return False
             packets, closing = self.feed.take(self.session)
             mine = self.session.select(packets)
-            if mine:
-                data = direct.frame(mine)
-                try:
-                    sent = direct.send_nowait(data)
-                except OSError:
-                    sent = 0  # the writer thread meets the error itself
-                self.delivered += len(mine)  # counted per write, never per packet
-                if sent:
-                    self._last_wrote = now  # its latency is the batch's (Delivery.hand_over)
-                else:
-                    self._unsent_born = mine[0].born
-                if sent < len(data):
-                    self.unsent = data[sent:]
-                    return False
-            return not closing
+            if not mine and not closing:
+                return True
+            data = direct.frame(mine) if mine else b""
+            if closing:
+                session = self.session
+                data += direct.goodbye(session.close_reason, session.close_code)
+                self._said_goodbye = True
+            try:
+                sent = direct.send_nowait(data)
+            except OSError:
+                sent = 0  # the writer thread meets the error itself
+            self.delivered += len(mine)  # counted per write, never per packet
+            if sent:
+                self._last_wrote = now  # its latency is the batch's (Delivery.hand_over)
+            elif mine:
+                self._unsent_born = mine[0].born
+            if sent < len(data):
+                self.unsent = data[sent:]
+                return False
+            if closing:
+                self._finish()
+            return True
         finally:
             self._lock.release()
+
+    def _finish(self) -> None:
+        self.session.transport.abort()
+        self.done.set()
 
     def _send(self, transport: Transport, packets: list[Packet]) -> None:
         self.session.sending = True
@@ -134,17 +188,20 @@ class Writer:
 
     def _write_owed(self, transport: Transport) -> bool:
         """Send the rest of a direct write, then whatever is new; True once closing."""
-        packets, closing = self.feed.take(self.session)
         unsent, self.unsent = self.unsent, b""
-        mine = self.session.select(packets)
         if unsent:
             assert self._direct is not None  # only a direct send leaves bytes behind
             self.session.sending = True
             self._direct.send_raw(unsent)
             self.session.sending = False
+            self._last_wrote = time.monotonic()
             if born := self._unsent_born:  # the direct send that left it wrote nothing
                 self._unsent_born = 0.0
-                self.latency.observe(time.monotonic() - born)
+                self.latency.observe(self._last_wrote - born)
+        if self._said_goodbye:
+            return True
+        packets, closing = self.feed.take(self.session)
+        mine = self.session.select(packets)
         if mine:
             self._send(transport, mine)
         elif not unsent:
@@ -153,38 +210,56 @@ class Writer:
 
     def _run(self) -> None:
         session, transport = self.session, self.session.transport
-        interval = transport.keepalive_interval
-        # Writers wake for every close and every reply, so "woke with nothing" does not
-        # mean "idle": keepalives go by the clock.
-        next_keepalive = None if interval is None else time.monotonic() + interval
+        retired = False
         try:
             with self._lock:
-                self._write_owed(transport)  # the preamble (history, welcome) first
-                self._live = True
+                if not self._live:
+                    self._write_owed(transport)  # the preamble (history, welcome) first
+                    self._live = True
+            idle_since = time.monotonic()
             while True:
-                wait = None
-                if next_keepalive is not None:
-                    wait = max(0.0, next_keepalive - time.monotonic())
-                self.feed.wait_for(session, self.doorbell, wait)
                 with self._lock:
                     closing = self._write_owed(transport)
-                if next_keepalive is not None and interval is not None and not closing:
-                    now = time.monotonic()
-                    if self._last_wrote > now - interval:
-                        next_keepalive = self._last_wrote + interval
-                    elif now >= next_keepalive:
-                        next_keepalive = now + interval
-                        with self._lock:
-                            reason = transport.keepalive()
-                        if reason:
-                            self.feed.close(session, reason, 1008)
-                            continue
-                if closing:
-                    with self._lock:
+                    if closing and not self._said_goodbye:
+                        self._said_goodbye = True
                         transport.send_goodbye(session.close_reason, session.close_code)
+                if closing:
                     break
+                now = time.monotonic()
+                idle_since = max(idle_since, self._last_wrote)
+                if self.keepalive_due(now) and self._keepalive(transport, now):
+                    continue
+                if now - idle_since >= WRITER_LINGER and self._retire():
+                    retired = True
+                    return
+                self.feed.wait_for(session, self.doorbell, self._wait(now, idle_since))
         except OSError as exc:
             log.debug("writer for %r stopped: %s", session, exc)
         finally:
-            transport.abort()
-            self.done.set()
+            if not retired:
+                self._finish()
+
+    def _keepalive(self, transport: Transport, now: float) -> bool:
+        """Ping an idle peer; True when that closed the session (the loop says goodbye)."""
+        self._last_keepalive = now
+        with self._lock:
+            reason = transport.keepalive()
+        if reason:
+            self.feed.close(self.session, reason, 1008)
+            return True
+        return False
+
+    def _wait(self, now: float, idle_since: float) -> float:
+        wait = idle_since + WRITER_LINGER - now
+        interval = self.session.transport.keepalive_interval
+        if interval is not None:
+            wait = min(wait, max(self._last_wrote, self._last_keepalive) + interval - now)
+        return max(0.0, wait)
+
+    def _retire(self) -> bool:
+        """End this thread unless a ring came in meanwhile (then there is work)."""
+        with self._spawn:
+            if self.doorbell.wait(0) or self.session.closing:
+                return False
+            self._running = False
+            return True

@@ -32,6 +32,10 @@ class SocketTransport(abc.ABC):
     def frame(self, packets: list[Packet]) -> bytes:
         """The bytes for these packets (and any control frames owed)."""
 
+    @abc.abstractmethod
+    def goodbye(self, reason: str, code: int) -> bytes:
+        """The last words, as bytes: a direct send may carry them (see core.writer)."""
+
     def send_packets(self, packets: list[Packet]) -> None:
         self.sock.sendall(self.frame(packets))
 

@@ -88,11 +88,15 @@ class TcpTransport(SocketTransport):
     def keepalive(self) -> str | None:
         return None
 
-    def send_goodbye(self, reason: str, code: int) -> None:
+    def goodbye(self, reason: str, code: int) -> bytes:
         if code == 1000:
-            self.send_text(f"bye ({reason})" if reason and reason != "quit" else "bye")
+            text = f"bye ({reason})" if reason and reason != "quit" else "bye"
         else:
-            self.send_text(f"disconnected: {reason}")
+            text = f"disconnected: {reason}"
+        return f"*** {text}\r\n".encode()
+
+    def send_goodbye(self, reason: str, code: int) -> None:
+        self.sock.sendall(self.goodbye(reason, code))
         self.sock.shutdown(socket.SHUT_WR)
 
     def flush_control(self) -> None:

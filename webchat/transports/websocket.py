@@ -132,13 +132,17 @@ class WsTransport(SocketTransport):
         self.sock.sendall(self._take_control() + frame(OP_PING, b""))
         return None
 
-    def send_goodbye(self, reason: str, code: int) -> None:
-        if code != 1000 and self.peer_close is None:
-            self.send_event(Event("error", text=f"disconnected: {reason}", ts=utc_now()))
+    def goodbye(self, reason: str, code: int) -> bytes:
         if self.peer_close is not None:  # answer the peer's close with its own code
-            self.sock.sendall(close_frame(self.peer_close, ""))
-        else:
-            self.sock.sendall(close_frame(code, reason))
+            return close_frame(self.peer_close, "")
+        data = close_frame(code, reason)
+        if code != 1000:
+            error = Event("error", text=f"disconnected: {reason}", ts=utc_now())
+            data = frame(OP_TEXT, encode_json(error)) + data
+        return data
+
+    def send_goodbye(self, reason: str, code: int) -> None:
+        self.sock.sendall(self.goodbye(reason, code))
 
 
 class FrameReader:
