@@ -21,6 +21,10 @@ from webchat.text import ChatError
 from webchat.transports.tls import reload_on_sighup
 from webchat.web.server import web_server
 
+# Seconds between the web server's looks for a shutdown request: SIGTERM waits up to
+# this long before the goodbyes start, and the loop wakes this often when idle.
+POLL_INTERVAL = 0.1
+
 log = logging.getLogger(__name__)
 
 HELP = {
@@ -211,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(text, flush=True)
     try:
-        server.serve_forever()
+        server.serve_forever(poll_interval=POLL_INTERVAL)
     except KeyboardInterrupt:
         pass
     finally:

@@ -174,7 +174,7 @@ def test_a_welcome_of_exactly_one_page_says_there_is_no_next(person):
     bob = person("bob", "web")
     assert bob.welcome is not None
     assert [u["nick"] for u in bob.welcome["users"]] == ["alice", "bob"]
-    assert bob.welcome["total"] == 2 and bob.welcome["next"] is None
+    assert bob.welcome["total"] == 2 and "next" not in bob.welcome
 
 
 def test_who_pages_from_the_start_to_the_end(person, via):
@@ -188,16 +188,15 @@ def test_who_pages_from_the_start_to_the_end(person, via):
         type="users",
         total=4,
         next="bob",
-        after=None,
     )
     if via == "web":
-        assert [u["nick"] for u in first["users"]] == ["alice", "bob"]
+        assert [u["nick"] for u in first["users"]] == ["alice", "bob"] and "after" not in first
     asker.type("/who bob")
     last = asker.expect(lambda got: "carol" in str(got))
     if via == "tcp":
         assert last == "*** 4 online: carol (terminal, idle 0s), dave (terminal, idle 0s)"
     else:
-        assert last["type"] == "users" and last["next"] is None and last["after"] == "bob"
+        assert last["type"] == "users" and "next" not in last and last["after"] == "bob"
         assert [u["nick"] for u in last["users"]] == ["carol", "dave"]
 
 
@@ -211,7 +210,7 @@ def test_names_pages_a_room_and_takes_any_nick_as_where_to_start(person, via):
     else:
         event = asker.w.expect("names", TIMEOUT)
         assert [u["nick"] for u in event["users"]] == ["cat", "zed"]
-        assert event["next"] is None and event["total"] == 4
+        assert "next" not in event and event["total"] == 4
 
 
 def test_names_with_too_many_words_is_refused(person, via):
@@ -228,7 +227,7 @@ def test_a_list_built_from_pages_and_updates_is_exact(person, crowd_chat):
     try:
         welcome = client.join("watcher")
         known = {u["nick"] for u in welcome["users"]}
-        cursor = welcome["next"]
+        cursor = welcome.get("next")
         assert cursor is not None
         arriving = [person("p5", "tcp"), person("p0", "web")]  # they come while pages are read
         arriving[0].close()  # and one goes again
@@ -237,7 +236,7 @@ def test_a_list_built_from_pages_and_updates_is_exact(person, crowd_chat):
             while (event := client.next_event(TIMEOUT))["type"] != "users":
                 apply(known, event)
             known |= {u["nick"] for u in event["users"]}
-            cursor = event["next"]
+            cursor = event.get("next")
         follow_until(client, known, lambda: known == everyone(crowd_chat))
         assert "p5" not in known and "p0" in known
     finally:

@@ -81,7 +81,14 @@ def join(
     recorder = transport or Recorder(kind)
     session = hub.join(nick, recorder, rooms=rooms)
     if writer:
-        hub.start(session)
+        # The preamble is written by the connection's own thread, as serve() does; a
+        # stuck transport keeps that thread, so it is only waited for otherwise.
+        connection = threading.Thread(
+            target=hub.start, args=(session,), name=f"connection-{nick}", daemon=True
+        )
+        connection.start()
+        if not isinstance(recorder, StuckRecorder):
+            connection.join(10)
     return session, recorder
 
 

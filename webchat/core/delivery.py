@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import cast
 
 from webchat.core.events import Packet
@@ -19,6 +19,10 @@ from webchat.core.fanout import Fanout
 from webchat.core.session import Session
 from webchat.core.stats import Histogram
 from webchat.core.writer import Writer
+
+# A fraction of the ring: every writer is handed a batch at least once per
+# capacity // FULL_EVERY packets, however few of them were for it.
+FULL_EVERY = 4
 
 
 class Delivery:
@@ -32,9 +36,15 @@ class Delivery:
         sessions: Callable[[], Iterable[Session]],
         released_id: int,
         mark_close: Callable[[Session], None],
+        members: Callable[[str], Collection[int]],
     ) -> None:
         self.fanout = Fanout(lock, capacity, close_grace, sessions, self._nudge, mark_close)
         self._writers: dict[int, Writer] = {}
+        self._members = members
+        # Every writer is handed a batch at least every FULL_EVERY-th part of the ring, so
+        # even a session no batch was for keeps its cursor near the head (see targets).
+        self._full_every = max(1, capacity // FULL_EVERY)
+        self._full_at = 0
         self._lock = lock
         # The highest event id in the ring: the seam between replay and live delivery.
         self.released_id = released_id
@@ -64,12 +74,12 @@ class Delivery:
             writer.nudge()
 
     def ring_keepalives(self, now: float) -> None:
-        """Wake the writers whose peer is owed a keepalive: idle writers have no thread."""
+        """Ping the peers owed a keepalive: idle writers have no thread to do it."""
         with self._lock:
             writers = list(self._writers.values())
         for writer in writers:
             if writer.keepalive_due(now):
-                writer.ring()
+                writer.keepalive_direct(now)
 
     def wait_closed(self, session: Session, timeout: float) -> None:
         """Let the writer finish its last words; then the session is gone for good."""
@@ -80,6 +90,19 @@ class Delivery:
                 if self._writers.pop(session.id, None) is writer:
                     self.delivered_gone += writer.delivered
                     self.latency_gone.add(writer.latency)
+
+    def wait_all_closed(self, grace: float) -> None:
+        """As the server stops: give every writer ``grace`` seconds in all (not each) for
+        its last words, then cut the rest at once and give them as long again."""
+        with self._lock:
+            writers = [w for w in self._writers.values() if w.started]
+        deadline = time.monotonic() + grace
+        for writer in writers:
+            writer.done.wait(max(0.0, deadline - time.monotonic()))
+        late = [w for w in writers if not w.done.is_set()]
+        deadline = time.monotonic() + grace
+        for writer in late:
+            writer.wait_closed(max(0.0, deadline - time.monotonic()))
 
     def totals(self) -> tuple[int, Histogram]:
         """Packets handed to sockets so far, and the delivery-latency histogram.
@@ -112,7 +135,7 @@ class Delivery:
                 if newest.event.id is not None:
                     self.released_id = max(self.released_id, newest.event.id)
                     break
-            return list(self._writers.values())
+            return self._targets_locked(packets)
         run: list[Packet] = []
         for packet in packets:
             if isinstance(packet, int):
@@ -126,7 +149,38 @@ class Delivery:
                 if packet.event.id is not None and packet.event.id > self.released_id:
                     self.released_id = packet.event.id
         fanout.append_locked(run)
-        return list(self._writers.values())
+        return self._targets_locked(packets)
+
+    def _targets_locked(self, packets: list[Packet | int]) -> list[Writer]:
+        """The writers a batch may be for: its sessions, the members of its rooms, whoever
+        enters or leaves a room by it, and whoever it closes; everyone when that is most.
+
+        A join in a crowded room (core/presence.py) is for the joiner alone: handing it to
+        ten thousand writers, each to find nothing in it, made a crowd's arrival O(n²). A
+        writer left out takes what it skipped with the next batch it is handed.
+        """
+        writers = self._writers
+        head = self.fanout.head
+        if head - self._full_at >= self._full_every:
+            self._full_at = head
+            return list(writers.values())
+        ids: set[int] = set()
+        enough = len(writers) // 2
+        for packet in packets:
+            if isinstance(packet, int):
+                ids.add(packet)
+                continue
+            audience = packet.audience
+            if audience.everyone:
+                return list(writers.values())
+            ids |= audience.sessions
+            for room in audience.rooms:
+                ids.update(self._members(room))
+            if packet.moves:
+                ids.update((packet.enters, packet.exits))
+            if len(ids) > enough:
+                return list(writers.values())
+        return [w for i in ids if (w := writers.get(i)) is not None]
 
     def hand_over(self, writers: list[Writer], born: float = 0.0) -> None:
         """Off the lock: write directly where it fits now, else wake the writer. Never blocks.

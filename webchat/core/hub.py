@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from webchat.accounts.logins import Logins
@@ -87,6 +87,7 @@ class Hub:
             lambda: self.roster.sessions.values(),
             bus.last_id(),
             self._mark_close,
+            self._members,
         )
         self.fanout = self.delivery.fanout
         # A log that never opened is told to each newcomer at join; only a failure
@@ -203,6 +204,11 @@ class Hub:
         item = Outgoing(event, audience, parties, enters=enters, exits=exits, user=user)
         return self.submit_locked(item).event
 
+    def _members(self, name: str) -> Collection[int]:
+        """The session ids in a room now (with the lock held): whom its events may reach."""
+        room = self.rooms.get(name)
+        return room.members.keys() if room is not None else ()
+
     def _mark_close(self, session: Session) -> None:
         """Called with the lock held when a session starts closing (Fanout.close_locked)."""
         self.submit_locked(Outgoing(Event(""), Audience(), closes=session.id))
@@ -264,12 +270,9 @@ class Hub:
             sessions = list(self.roster.sessions.values())
             for s in sessions:
                 self.fanout.close_locked(s, reason, 1001)
-        for s in sessions:  # announced now, not when each connection's thread gets to it
-            self.people.leave(s, reason)
-        with self.lock:
-            writers = self.delivery.writers_locked()
-        for writer in writers:
-            writer.wait_closed(self.limits.close_grace)
+        # Announced now, not when each connection's thread gets to it.
+        self.people.leave_all(sessions, reason)
+        self.delivery.wait_all_closed(self.limits.close_grace)
         self._stopping.set()
         self.bus.stop()
         self.history.close()

@@ -31,13 +31,14 @@ class Page:
     next: str | None  # the nick key to ask the next page after; None: this is the last
 
     def fields(self) -> dict[str, Any]:
-        """What a reply carries besides its text."""
-        return {
-            "users": [p.as_dict() for p in self.people],
-            "total": self.total,
-            "after": self.after,
-            "next": self.next,
-        }
+        """What a reply carries besides its text (no ``after`` on the first page, no
+        ``next`` on the last: a field that does not apply is left out)."""
+        fields: dict[str, Any] = {"users": [p.as_dict() for p in self.people], "total": self.total}
+        if self.after is not None:
+            fields["after"] = self.after
+        if self.next is not None:
+            fields["next"] = self.next
+        return fields
 
 
 # Renders a page as (text, extra fields) for the reply.

@@ -61,6 +61,12 @@ class DirectTransport(Transport, Protocol):
     def goodbye(self, reason: str, code: int) -> bytes:
         """The bytes of send_goodbye's last words, for a direct send that ends the session."""
 
+    def unanswered(self) -> str | None:
+        """keepalive()'s first half: why to close if the last one went unanswered."""
+
+    def ping(self) -> bytes:
+        """keepalive()'s second half: the bytes of a keepalive."""
+
 
 @dataclass(frozen=True, slots=True)
 class Splice:

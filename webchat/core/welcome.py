@@ -21,7 +21,10 @@ WELCOME_NAMES = 30
 def welcome_packet(hub: HubState, session: Session) -> Packet:
     """Called with the hub's lock held, right after the session was admitted."""
     total = hub.roster.count()
-    first, next_key = hub.roster.page(None, hub.limits.people_page)
+    if total <= hub.limits.people_page:  # all of them, in the order they came
+        first, next_key = hub.roster.everyone(), None
+    else:  # the first page in nick-key order: /who NEXT goes on from it
+        first, next_key = hub.roster.page(None, hub.limits.people_page)
     others = [s.nick for s in first[: WELCOME_NAMES + 1] if s is not session][:WELCOME_NAMES]
     if total == 1:
         summary = "You are the only one here. Type /help for commands."
@@ -36,14 +39,14 @@ def welcome_packet(hub: HubState, session: Session) -> Packet:
     users = b"[" + b",".join([s.presence_json for s in first]) + b"]"
     fields = {
         "users": users,
-        # The list is whole when "next" is null; else /who NEXT asks for the rest.
         "total": str(total).encode(),
-        "next": json.dumps(next_key).encode(),
         "rooms": json.dumps(rooms, ensure_ascii=False, separators=(",", ":")).encode(),
         "active": json.dumps(session.active_room).encode(),
         # Whether this user proved its registered nick, and may moderate the server.
         "account": b"true" if session.account is not None else b"false",
         "operator": b"true" if hub.moderation.is_server_operator(session) else b"false",
     }
+    if next_key is not None:  # the list is not whole: /who NEXT asks for the rest
+        fields["next"] = json.dumps(next_key).encode()
     event = Event("welcome", session.nick, summary, ts=utc_now())
     return with_json_fields(event, fields, Audience.only(session.id))

@@ -33,6 +33,14 @@ class SocketTransport(abc.ABC):
         """The bytes for these packets (and any control frames owed)."""
 
     @abc.abstractmethod
+    def unanswered(self) -> str | None:
+        """Why to close if the peer never answered the last keepalive; else None."""
+
+    @abc.abstractmethod
+    def ping(self) -> bytes:
+        """A keepalive's bytes, for a direct send (see core.writer)."""
+
+    @abc.abstractmethod
     def goodbye(self, reason: str, code: int) -> bytes:
         """The last words, as bytes: a direct send may carry them (see core.writer)."""
 

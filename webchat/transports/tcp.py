@@ -88,6 +88,12 @@ class TcpTransport(SocketTransport):
     def keepalive(self) -> str | None:
         return None
 
+    def unanswered(self) -> str | None:
+        return None
+
+    def ping(self) -> bytes:
+        return b""  # never asked: a terminal gets no keepalives (keepalive_interval None)
+
     def goodbye(self, reason: str, code: int) -> bytes:
         if code == 1000:
             text = f"bye ({reason})" if reason and reason != "quit" else "bye"
@@ -229,7 +235,7 @@ class ChatTCPServer(GuardedServer, socketserver.ThreadingTCPServer):
 
     def start(self) -> None:
         self._thread = threading.Thread(
-            target=self.serve_forever, name="tcp-accept", kwargs={"poll_interval": 0.2}, daemon=True
+            target=self.serve_forever, name="tcp-accept", kwargs={"poll_interval": 0.1}, daemon=True
         )
         self._thread.start()
         self.announce()

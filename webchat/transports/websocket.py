@@ -126,11 +126,20 @@ class WsTransport(SocketTransport):
         self.sock.sendall(frame(OP_TEXT, encode_json(event)))
 
     def keepalive(self) -> str | None:
+        reason = self.unanswered()
+        if reason is None:
+            self.sock.sendall(self.ping())
+        return reason
+
+    def unanswered(self) -> str | None:
+        """Why to close if the last ping got no pong; else None, and a ping is owed."""
         if not self.pong_received:
             return "ping timeout: no answer to the last ping"
         self.pong_received = False
-        self.sock.sendall(self._take_control() + frame(OP_PING, b""))
         return None
+
+    def ping(self) -> bytes:
+        return self._take_control() + frame(OP_PING, b"")
 
     def goodbye(self, reason: str, code: int) -> bytes:
         if self.peer_close is not None:  # answer the peer's close with its own code
@@ -167,7 +176,9 @@ class FrameReader:
     def receive(self, timeout: float | None) -> str | bytes | None:
         """The next message, or None when ``timeout`` passes; raises Closed when it ends."""
         while not self._ready:
-            if timeout is not None and not self._readable(timeout):
+            # Wait first, then read: recv(65536) would hold a 64 KB buffer for as long as
+            # it waits, and an idle browser waits for hours (32 KB a connection, measured).
+            if not self._readable(timeout):
                 return None
             try:
                 data = self.sock.recv(65536)
@@ -183,13 +194,14 @@ class FrameReader:
                 raise Closed(1002, f"protocol error: {exc}") from None
         return self._ready.pop(0)
 
-    def _readable(self, timeout: float) -> bool:
+    def _readable(self, timeout: float | None) -> bool:
+        """Wait until the socket has something (or has ended); False after ``timeout``."""
         pending = getattr(self.sock, "pending", None)  # TLS: decrypted bytes the fd cannot show
         if pending is not None and pending():
             return True
         poller = select.poll()  # poll, not select: no FD_SETSIZE limit with many sockets
         poller.register(self.sock, select.POLLIN)
-        return bool(poller.poll(max(0, int(timeout * 1000))))
+        return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000))))
 
     def _handle(self, event: Any) -> None:
         if isinstance(event, TextMessage | BytesMessage):
