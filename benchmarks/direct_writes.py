@@ -55,6 +55,15 @@ class Sink:
     def send_goodbye(self, reason: str, code: int) -> None:
         return None
 
+    def goodbye(self, reason: str, code: int) -> bytes:
+        return b""
+
+    def unanswered(self) -> str | None:
+        return None
+
+    def ping(self) -> bytes:
+        return b""
+
     def flush_control(self) -> None:
         return None
 

@@ -85,10 +85,13 @@ class Settings:
     # Crowds (webchat/core/presence.py, core/listings.py): in a room of more than
     # presence_batch_above people, joins and leaves (entries and exits) reach the room
     # as one "presence" update every presence_interval seconds instead of one event
-    # each, so ten thousand people arriving is not a hundred million deliveries. People
-    # lists (the welcome, /who, /names) come in pages of at most people_page people.
+    # each, so ten thousand people arriving is not fifty million deliveries. Each update
+    # goes to the whole room: every 10 s (as Twitch batches its big channels' joins),
+    # 10,000 people joined in 40 s here; every second, the updates alone took half the
+    # server (benchmarks/README.md). People lists (the welcome, /who, /names) come in
+    # pages of at most people_page people.
     presence_batch_above: int = 1000
-    presence_interval: float = 1.0
+    presence_interval: float = 10.0
     people_page: int = 1000
     # Several nodes: a Redis URL (redis://HOST:PORT/DB) makes this process one node of
     # the chat shared through that Redis. Empty: one process, no server needed.

@@ -94,6 +94,8 @@ class Hub:
         # during the run is news for everyone.
         self._history_failure_told = history.error is not None
         self._stopping = threading.Event()
+        # Set as the server stops: leave_all announces everyone (see shutdown).
+        self.closing_all = False
         bus.start(self._release)
         self._reaper = threading.Thread(target=self._reap_loop, name="hub-reaper", daemon=True)
         self._reaper.start()
@@ -128,6 +130,11 @@ class Hub:
 
     def wait_closed(self, session: Session, timeout: float) -> None:
         self.delivery.wait_closed(session, timeout)
+
+    def wait_if_stopping(self) -> None:
+        """Hold a connection's thread until shutdown() is done, if it has begun."""
+        if self.closing_all:
+            self._stopping.wait()
 
     def require_bus(self) -> None:
         """Refuse at once, before anything changes, while events cannot be sequenced."""
@@ -267,12 +274,14 @@ class Hub:
     def shutdown(self, reason: str = "server shutting down") -> None:
         """Close every session and stop; used when the server stops."""
         with self.lock:
+            self.closing_all = True  # the connections' own leaves wait for leave_all
             sessions = list(self.roster.sessions.values())
             for s in sessions:
                 self.fanout.close_locked(s, reason, 1001)
-        # Announced now, not when each connection's thread gets to it.
-        self.people.leave_all(sessions, reason)
+        # Goodbyes first, while the bus has nothing else to do; then everyone's leave at
+        # once, for the log and the other nodes (nobody here is left to hear it).
         self.delivery.wait_all_closed(self.limits.close_grace)
+        self.people.leave_all(sessions, reason)
         self._stopping.set()
         self.bus.stop()
         self.history.close()

@@ -23,7 +23,7 @@ class HubLimits(ReplayLimits, RoomLimits):
     flood_window: float = 10.0
     people_page: int = 1000
     presence_batch_above: int = 1000
-    presence_interval: float = 1.0
+    presence_interval: float = 10.0
 
     def __post_init__(self) -> None:
         if self.people_page < 1 or self.presence_interval <= 0:

@@ -120,6 +120,8 @@ class People:
         """Remove a user and tell everyone who shares a room; safe to call more than once."""
         hub = self.hub
         with hub.lock:
+            if hub.closing_all:  # the server is stopping: leave_all announces everyone
+                return
             if not self._leave_locked(session, reason, hold=True):
                 return
         hub.claims.release(session.key, session.id)

@@ -113,6 +113,9 @@ def serve(hub: Hub, conn: Connection, close_grace: float) -> None:
         if exc.close_code is not None:
             hub.close_session(session, exc.reason, exc.close_code)
     finally:
+        # As the server stops, ten thousand threads ending at once would take the CPU
+        # (and the hub's lock) from the goodbyes still being sent: they wait instead.
+        hub.wait_if_stopping()
         hub.leave(session, session.close_reason if session.closing else reason)
         hub.wait_closed(session, close_grace)
 

@@ -64,6 +64,7 @@ class HubState(Protocol):
 
     ignoring: Ignoring
     presence: PresenceBatches
+    closing_all: bool
 
     @property
     def moderation(self) -> Moderating: ...
