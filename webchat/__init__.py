@@ -160,8 +160,12 @@ class ChatRuntime:
             self.tls_tcp.start()
         return self.tcp
 
-    def close(self) -> None:
-        """Stop accepting, say goodbye to everyone, and release the port."""
+    def close(self, release_threads: bool = True) -> None:
+        """Stop accepting, say goodbye to everyone, and release the port.
+
+        ``release_threads`` False leaves the connections' threads waiting (see
+        Hub.release), for a process that exits at once.
+        """
         if self.tcp is not None:
             self.tcp.stop()
             self.tcp = None
@@ -175,6 +179,8 @@ class ChatRuntime:
         self.accounts.close()
         if self.cluster is not None:
             self.cluster.stop()
+        if release_threads:
+            self.hub.release()
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:

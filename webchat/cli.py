@@ -220,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     finally:
         server.server_close()
-        runtime.close()
+        runtime.close(release_threads=False)  # the process ends now, and they with it
     return 0
 
 

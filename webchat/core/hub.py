@@ -96,6 +96,8 @@ class Hub:
         self._stopping = threading.Event()
         # Set as the server stops: leave_all announces everyone (see shutdown).
         self.closing_all = False
+        # What the connections' threads wait for once shutdown has begun (release()).
+        self._released = threading.Event()
         bus.start(self._release)
         self._reaper = threading.Thread(target=self._reap_loop, name="hub-reaper", daemon=True)
         self._reaper.start()
@@ -132,9 +134,14 @@ class Hub:
         self.delivery.wait_closed(session, timeout)
 
     def wait_if_stopping(self) -> None:
-        """Hold a connection's thread until shutdown() is done, if it has begun."""
+        """Once shutdown() has begun, hold a connection's thread until release()."""
         if self.closing_all:
-            self._stopping.wait()
+            self._released.wait()
+
+    def release(self) -> None:
+        """Let the connections' threads end, after shutdown(). A process that exits right
+        after need not: ten thousand threads ending at once kept one alive for seconds."""
+        self._released.set()
 
     def require_bus(self) -> None:
         """Refuse at once, before anything changes, while events cannot be sequenced."""
