@@ -280,6 +280,7 @@ class Hub:
 
     def shutdown(self, reason: str = "server shutting down") -> None:
         """Close every session and stop; used when the server stops."""
+        began = time.monotonic()
         with self.lock:
             self.closing_all = True  # the connections' own leaves wait for leave_all
             sessions = list(self.roster.sessions.values())
@@ -288,10 +289,12 @@ class Hub:
         # Goodbyes first, while the bus has nothing else to do; then everyone's leave at
         # once, for the log and the other nodes (nobody here is left to hear it).
         self.delivery.wait_all_closed(self.limits.close_grace)
+        log.info("goodbyes to %d sessions took %.2f s", len(sessions), time.monotonic() - began)
         self.people.leave_all(sessions, reason)
         self._stopping.set()
         self.bus.stop()
         self.history.close()
+        log.info("the hub stopped in %.2f s", time.monotonic() - began)
 
 
 def _packet(item: Outgoing) -> Packet | int:
