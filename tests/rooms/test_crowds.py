@@ -16,6 +16,8 @@ import pytest
 from tests.support.chat import RunningChat
 from tests.support.clients import WsClient, wait_until
 from tests.support.rooms import TIMEOUT, Person
+from webchat import create_app
+from webchat.settings import Settings
 
 ABOVE = 3  # presence_batch_above: a room of 4 or more is crowded
 PAGE = 2  # people_page
@@ -241,3 +243,9 @@ def test_a_list_built_from_pages_and_updates_is_exact(person, crowd_chat):
         assert "p5" not in known and "p0" in known
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("setting", [{"people_page": 0}, {"presence_interval": 0}])
+def test_a_page_of_nobody_or_updates_without_an_interval_are_refused_at_start(setting):
+    with pytest.raises(ValueError, match="people_page must be at least 1"):
+        create_app(Settings(history_db=":memory:", tcp_enabled=False, **setting))
