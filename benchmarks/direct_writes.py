@@ -64,6 +64,9 @@ class Sink:
     def ping(self) -> bytes:
         return b""
 
+    def end_write(self) -> None:
+        return None
+
     def flush_control(self) -> None:
         return None
 

@@ -44,8 +44,7 @@ export class People {
 
   knows(room) { return this.members.has(room); }
 
-  // `list`: [{nick, via, away}]; with a room, that room's members (they are online too).
-  // A later page (`whole` false) adds to the pages before it.
+  // `list`: [{nick, via, away}], with a room its members (online too); `whole` false: page 2+.
   set(list, room = null, whole = true) {
     if (room === null && whole) this.online.clear();
     const nicks = whole ? new Set() : (this.members.get(room) ?? new Set());
@@ -112,6 +111,7 @@ export class People {
         for (const nicks of this.members.values()) {
           if (nicks.delete(ev.nick)) nicks.add(ev.new);
         }
+        this.members.get(LOBBY)?.add(ev.new); // even if not paged in yet
         for (const ops of [this.serverOps, ...this.ops.values()]) {
           if (ops.delete(key(ev.nick))) ops.add(key(ev.new));
         }
@@ -124,7 +124,7 @@ export class People {
     return true;
   }
 
-  // A crowded room's update: who came and went (never both).
+  // A crowded room's comings and goings.
   gathered({ room, joined, left }) {
     const lobby = room === LOBBY;
     for (const u of joined) {

@@ -19,7 +19,7 @@ from tests.support.hub import Recorder, StuckRecorder, flush, join, new_hub, tak
 from webchat.core.events import Audience
 from webchat.core.hub import Hub
 from webchat.core.limits import HubLimits
-from webchat.text import NickError
+from webchat.text import ChatError, NickError
 
 
 @pytest.fixture
@@ -474,3 +474,12 @@ def test_hub_limits_take_every_field_of_the_same_name_from_the_settings():
     assert (limits.max_nick_chars, limits.rate_burst) == (7, 3)
     assert (limits.history_resume_max, limits.close_grace) == (9, 0.5)
     assert limits.reap_interval == HubLimits().reap_interval  # not a setting: its default
+
+
+def test_a_join_after_shutdown_began_is_refused(make_hub):
+    """shutdown() says goodbye to the sessions it found; a later one would be left open."""
+    hub = make_hub()
+    hub.shutdown()
+    with pytest.raises(ChatError) as refused:
+        hub.join("late", Recorder())
+    assert refused.value.code == "unavailable" and "shutting down" in str(refused.value)

@@ -12,6 +12,10 @@ from collections.abc import Callable
 
 from tests.support.chat import RunningChat
 from tests.support.clients import RawWsClient, TcpClient, wait_until
+from tests.support.hub import Recorder
+from webchat.core.events import Audience, Event, make_packet
+from webchat.core.fanout import Fanout
+from webchat.core.session import Session
 from webchat.core.writer import WRITER_LINGER
 
 TIMEOUT = 5.0 + WRITER_LINGER
@@ -51,11 +55,13 @@ def test_idle_connections_keep_no_writer_thread(make_chat: Callable[..., Running
         # One thread per idle connection: the one reading it.
         assert threading.active_count() - before <= len(terminals) + len(browsers)
         terminals[1].line("still there?")  # direct sends need no thread
-        for client in terminals[2:]:
-            client.expect("t1: still there?")
+        for terminal in terminals[2:]:
+            terminal.expect("t1: still there?")
     finally:
-        for c in [*terminals, *browsers]:
+        for c in terminals:
             c.close()
+        for b in browsers:
+            b.close()
 
 
 def test_a_backed_up_socket_gets_a_writer_until_it_drains(
@@ -127,3 +133,26 @@ def test_goodbyes_reach_idle_connections_at_shutdown(
     assert terminal.read_until_closed().endswith(b"*** disconnected: server shutting down\r\n")
     browser.read_until_closed()
     assert browser.close_code == 1001
+
+
+def test_the_ring_wakes_a_session_it_needs_slots_from() -> None:
+    """The ring is handed to writers only when a batch may be for them (Delivery), so a
+    session can be behind with no thread and no ring. When the ring needs its slots, it
+    must wake it (and wait for it), not close it as too slow: it never was."""
+    lock = threading.Lock()
+    idle = Session(1, "idle", "idle", Recorder())
+    woken: list[Session] = []
+    fanout: Fanout
+
+    def wake(session: Session) -> None:  # what its writer thread would do: take it all
+        woken.append(session)
+        threading.Thread(target=fanout.take, args=(session,), daemon=True).start()
+
+    fanout = Fanout(lock, 8, 5.0, lambda: [idle], lambda s: None, lambda s: None, wake)
+    packets = [make_packet(Event("system", text=f"p{i}"), Audience.only(2)) for i in range(12)]
+    with lock:
+        fanout.append_locked(packets[:4])  # idle takes nothing: none was for it
+        fanout.append_locked(packets[4:])  # needs idle's slots
+    assert woken == [idle]
+    assert not idle.closing, idle.close_reason
+    assert idle.cursor >= 4

@@ -569,3 +569,17 @@ def test_sighup_reloads_the_certificate_without_dropping_anyone(
     finally:
         assert server.stop() == 0
     assert "Traceback" not in server.output()
+
+
+def test_a_goodbye_over_tls_ends_with_close_notify(tls_chat: TlsChat, pki: Pki) -> None:
+    """The goodbye goes out as a direct send; the stream still ends cleanly (close_notify),
+    so the client reads a clean end, not an abrupt one (ssl.SSLEOFError)."""
+    client = TcpClient(tls_chat.tls_port)
+    client.sock = pki.client_context().wrap_socket(
+        client.sock, server_hostname="localhost", suppress_ragged_eofs=False
+    )
+    client.join("leaving")
+    client.line("/quit see you")
+    ended = client.read_until_closed()  # raises on an end without close_notify
+    assert ended.endswith(b"*** bye (see you)\r\n")
+    client.close()

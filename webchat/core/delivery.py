@@ -38,7 +38,9 @@ class Delivery:
         mark_close: Callable[[Session], None],
         members: Callable[[str], Collection[int]],
     ) -> None:
-        self.fanout = Fanout(lock, capacity, close_grace, sessions, self._nudge, mark_close)
+        self.fanout = Fanout(
+            lock, capacity, close_grace, sessions, self._nudge, mark_close, self.wake
+        )
         self._writers: dict[int, Writer] = {}
         self._members = members
         # Every writer is handed a batch at least every FULL_EVERY-th part of the ring, so

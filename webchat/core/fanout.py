@@ -24,6 +24,8 @@ from webchat.core.writer import Doorbell
 
 # Seconds a closing writer waits between looks for the last packets it is owed.
 CLOSING_POLL = 0.05
+# Seconds between looks at a session the ring waits for (it may have taken meanwhile).
+LAGGARD_POLL = 0.01
 # A closing session's end while its close marker is on its way: nothing is done yet.
 UNKNOWN = 2**62
 
@@ -39,12 +41,15 @@ class Fanout:
         sessions: Callable[[], Iterable[Session]],
         ring_doorbell: Callable[[Session], None],
         mark_close: Callable[[Session], None],
+        wake: Callable[[Session], None],
     ) -> None:
         self.lock = lock
         self.capacity = capacity
         self.close_grace = close_grace
         self._sessions = sessions
         self._ring_doorbell = ring_doorbell
+        # Wakes a writer that must take now, starting its thread if it has none.
+        self._wake = wake
         self._mark_close = mark_close
         self._slots: list[Packet | None] = [None] * capacity
         self.head = 0  # packets ever appended; the next one goes in slot head % capacity
@@ -107,11 +112,17 @@ class Fanout:
             now = time.monotonic()
             if deadline is None:
                 deadline = now + self.close_grace
+                # A session no batch was for has no thread and was not rung (Delivery's
+                # targets): wake it, so that it takes what it skipped.
+                for s in laggards:
+                    self._wake(s)
             if now >= deadline:
                 for s in laggards:
                     self.close_locked(s, "too slow: its writer did not keep up", 1008)
                 continue
-            self._wait_locked(deadline - now)
+            # Looked at again soon: a writer that took its packets just before we began
+            # to wait saw no waiter to notify.
+            self._wait_locked(min(deadline - now, LAGGARD_POLL))
 
     # ----- delivery side ----------------------------------------------------------
 

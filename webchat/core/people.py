@@ -7,6 +7,7 @@ together with the event that announces it, to everyone who shares a room.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from webchat.bus import Outgoing
@@ -86,6 +87,8 @@ class People:
         hub = self.hub
         nick = session.nick
         with hub.lock:
+            if hub.closing_all:  # shutdown() has taken its list of whom to say goodbye to
+                raise ChatError("unavailable", "the server is shutting down")
             hub.roster.claim(session)
             try:
                 hub.rooms.enter_all(wanted, session.id, session.key)
@@ -134,6 +137,7 @@ class People:
         hub = self.hub
         with hub.lock:
             gone = [s for s in sessions if self._leave_locked(s, reason, hold=False)]
+            hub.presence.flush_locked(time.monotonic(), force=True)  # other nodes' rooms
         for session in gone:
             hub.claims.release(session.key, session.id)
         log.info("%d left (%s)", len(gone), reason)

@@ -61,9 +61,10 @@ class PresenceBatches:
     def departed_locked(self, room: str, session: Session) -> None:
         self._departed.setdefault(room, {})[session.key] = session.nick
 
-    def flush_locked(self, now: float) -> None:
-        """Publish each crowded room's update, once per interval (the hub's reaper)."""
-        if now < self._next_flush or not (self._arrived or self._departed):
+    def flush_locked(self, now: float, force: bool = False) -> None:
+        """Publish each crowded room's update, once per interval (the hub's reaper), or
+        now (``force``: the server is stopping, and the other nodes must hear of it)."""
+        if (now < self._next_flush and not force) or not (self._arrived or self._departed):
             return
         self._next_flush = now + self.hub.limits.presence_interval
         for room in list({*self._arrived, *self._departed}):

@@ -67,6 +67,9 @@ class DirectTransport(Transport, Protocol):
     def ping(self) -> bytes:
         """keepalive()'s second half: the bytes of a keepalive."""
 
+    def end_write(self) -> None:
+        """After the goodbye: end the stream's writing side (TLS: close_notify)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Splice:

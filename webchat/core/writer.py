@@ -144,6 +144,8 @@ class Writer:
         try:
             if self.unsent or self._said_goodbye or self.session.closing:
                 return
+            if not self.keepalive_due(now):  # its thread pinged it meanwhile
+                return
             self._last_keepalive = now
             reason = direct.unanswered()
             if reason:
@@ -214,6 +216,9 @@ class Writer:
             self._lock.release()
 
     def _finish(self) -> None:
+        if self._said_goodbye and self._direct is not None:
+            with contextlib.suppress(OSError):  # TLS says close_notify; TCP sends its FIN
+                self._direct.end_write()
         self.session.transport.abort()
         self.done.set()
 
@@ -282,8 +287,10 @@ class Writer:
 
     def _keepalive(self, transport: Transport, now: float) -> bool:
         """Ping an idle peer; True when that closed the session (the loop says goodbye)."""
-        self._last_keepalive = now
         with self._lock:
+            if not self.keepalive_due(now):  # the reaper pinged it meanwhile
+                return False
+            self._last_keepalive = now
             reason = transport.keepalive()
         if reason:
             self.feed.close(self.session, reason, 1008)

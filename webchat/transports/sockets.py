@@ -41,6 +41,10 @@ class SocketTransport(abc.ABC):
         """A keepalive's bytes, for a direct send (see core.writer)."""
 
     @abc.abstractmethod
+    def end_write(self) -> None:
+        """After the goodbye: end the writing side (TLS: close_notify), or nothing."""
+
+    @abc.abstractmethod
     def goodbye(self, reason: str, code: int) -> bytes:
         """The last words, as bytes: a direct send may carry them (see core.writer)."""
 

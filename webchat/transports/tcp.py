@@ -103,7 +103,10 @@ class TcpTransport(SocketTransport):
 
     def send_goodbye(self, reason: str, code: int) -> None:
         self.sock.sendall(self.goodbye(reason, code))
-        self.sock.shutdown(socket.SHUT_WR)
+        self.end_write()
+
+    def end_write(self) -> None:
+        self.sock.shutdown(socket.SHUT_WR)  # a FIN after the last line (TLS: close_notify)
 
     def flush_control(self) -> None:
         return None

@@ -153,6 +153,9 @@ class WsTransport(SocketTransport):
     def send_goodbye(self, reason: str, code: int) -> None:
         self.sock.sendall(self.goodbye(reason, code))
 
+    def end_write(self) -> None:
+        return None  # the close frame ends the stream; the peer answers it (see _finish)
+
 
 class FrameReader:
     """Reads whole client messages with wsproto, on the connection's request thread."""
