@@ -119,7 +119,8 @@ def handshakes(count: int, key: str) -> None:
                 handshake_ms: list[float] = []
                 prompt_ms: list[float] = []
                 version = ""
-                cpu0 = sample(server.pid).cpu_s
+                before = sample(server.pid)
+                cpu0 = before.cpu_s
                 for _ in range(count):
                     t0 = time.perf_counter()
                     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -130,8 +131,12 @@ def handshakes(count: int, key: str) -> None:
                     read_until(sock, PROMPT)
                     prompt_ms.append((time.perf_counter() - t0) * 1000)
                     sock.close()
-                # Each closed connection's thread sees its EOF and ends: let them finish.
-                time.sleep(0.5)
+                # Each closed connection's thread sees its EOF and ends: count its CPU too.
+                deadline = time.monotonic() + 10
+                while sample(server.pid).threads > before.threads:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("the connections' threads did not end")
+                    time.sleep(0.02)
                 cpu = (sample(server.pid).cpu_s - cpu0) / count * 1000
                 what = f", {version}, {KEYS[key]} key" if tls else ""
                 print(f"{name} ({count} connections, one at a time{what})")

@@ -147,6 +147,7 @@ class TcpReceiver:
         self.sock.sendall(f"{nick}\n".encode())
         self.buffer = b""
         self.tally = Tally()
+        self.welcomed = False
         self.sock.setblocking(False)
 
     def feed(self, now: float) -> None:
@@ -157,6 +158,7 @@ class TcpReceiver:
         self.buffer += data
         *lines, self.buffer = self.buffer.split(b"\r\n")
         for line in lines:
+            self.welcomed = self.welcomed or line.startswith(b"*** Welcome, ")
             nick, sep, text = line.decode("utf-8", "replace").partition(": ")
             if sep and nick.startswith("s"):
                 self.tally.record(text, now)
@@ -170,7 +172,20 @@ def tcp_worker(opts: dict[str, Any], port: int, conn: Connection) -> None:
     selector = selectors.DefaultSelector()
     for receiver in receivers:
         selector.register(receiver.sock, selectors.EVENT_READ, receiver)
-    time.sleep(1.0)  # joins settle (the welcome and history lines are skipped anyway)
+    for sender in senders:  # each sender joined: its welcome came
+        sender.settimeout(30)
+        seen = b""
+        while b"*** Welcome, " not in seen:
+            chunk = sender.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"a sender was refused: {seen[-200:]!r}")
+            seen += chunk
+    deadline = time.monotonic() + 30
+    while not all(r.welcomed for r in receivers):  # and every receiver
+        if time.monotonic() > deadline:
+            raise TimeoutError("not every TCP receiver was welcomed within 30 s")
+        for key, _ in selector.select(0.05):
+            key.data.feed(time.time())
     for receiver in receivers:
         receiver.tally = Tally()
     conn.send("ready")

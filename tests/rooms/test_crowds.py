@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.chat import RunningChat
 from tests.support.clients import WsClient, wait_until
-from tests.support.rooms import TIMEOUT, Person
+from tests.support.rooms import TIMEOUT, Person, people_of
 from webchat import create_app
 from webchat.settings import Settings
 
@@ -32,16 +32,7 @@ def crowd_chat(make_chat: Callable[..., RunningChat]) -> RunningChat:
 
 @pytest.fixture
 def person(crowd_chat: RunningChat) -> Iterator[Callable[..., Person]]:
-    made: list[Person] = []
-
-    def make(nick: str, via: str, rooms: tuple[str, ...] = ()) -> Person:
-        p = Person(crowd_chat, nick, via, rooms)
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.close()
+    yield from people_of(crowd_chat)
 
 
 def presence_events(watcher: Person, mark: str) -> list[dict[str, Any]]:

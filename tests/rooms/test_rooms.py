@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.support.chat import RunningChat
-from tests.support.rooms import Person, other, token
+from tests.support.rooms import Person, other, people_of, token
 
 
 @pytest.fixture
@@ -25,16 +25,7 @@ def rchat(make_chat: Callable[..., RunningChat]) -> RunningChat:
 
 @pytest.fixture
 def person(rchat: RunningChat) -> Iterator[Callable[..., Person]]:
-    made: list[Person] = []
-
-    def make(nick: str, via: str, rooms: tuple[str, ...] = ()) -> Person:
-        p = Person(rchat, nick, via, rooms)
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.close()
+    yield from people_of(rchat)
 
 
 def settle(*people: Person, room: str = "#lobby") -> None:

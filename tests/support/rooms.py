@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from tests.support.chat import RunningChat
@@ -146,6 +146,21 @@ class Person:
             self.tcp.close()
         if self.ws is not None:
             self.ws.close()
+
+
+def people_of(chat: RunningChat) -> Iterator[Callable[..., Person]]:
+    """A fixture's body: make people on ``chat`` (``make(nick, via, rooms)``), and close
+    them all after the test."""
+    made: list[Person] = []
+
+    def make(nick: str, via: str, rooms: tuple[str, ...] = ()) -> Person:
+        p = Person(chat, nick, via, rooms)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.close()
 
 
 def other(via: str) -> str:

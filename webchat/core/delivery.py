@@ -2,9 +2,10 @@
 
 The hub decides what happens and in which order; this module only gets the
 ordered packets to the sockets. After each committed batch the packets go into
-the ring and straight to every idle socket that takes them without waiting; only
-the rest wake their writer threads (at a thousand users, waking a thousand
-threads for each message costs far more than the writes).
+the ring and straight to the sockets they may be for (every one, at least once
+per quarter of the ring), written without waiting; a writer thread is started
+only for a socket that does not take them all (at a thousand users, waking a
+thousand threads for each message costs far more than the writes).
 """
 
 from __future__ import annotations
@@ -177,7 +178,10 @@ class Delivery:
                 return list(writers.values())
             ids |= audience.sessions
             for room in audience.rooms:
-                ids.update(self._members(room))
+                members = self._members(room)
+                if len(members) > enough:  # the lobby's talk: no set of everyone first
+                    return list(writers.values())
+                ids.update(members)
             if packet.moves:
                 ids.update((packet.enters, packet.exits))
             if len(ids) > enough:

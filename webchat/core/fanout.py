@@ -7,9 +7,10 @@ session's backlog is exactly its lag behind the head, bounded in packets and byt
 
 Before the ring reuses a slot, every open session must have taken it: a session
 whose writer is stuck in a send is a peer that stopped reading, and is closed as
-too slow; a writer that is merely waiting for the CPU is waited for, which holds
-back the publisher and slows a flood at its source. Nobody waits longer than
-``close_grace``. The ring shares the hub's lock.
+too slow; a writer that is merely waiting for the CPU (or has no thread, because
+no batch since was for it) is woken and waited for, which holds back the publisher
+and slows a flood at its source. Nobody waits longer than ``close_grace``. The
+ring shares the hub's lock.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ It is a facade. The :class:`~webchat.core.roster.Roster` knows who is here, the
 :class:`~webchat.core.fanout.Fanout` ring delivers them. The hub holds one lock
 across all of them, so a change of membership and the events around it are in one
 order for everyone. Once the bus hands a batch back (``_release``) the hub puts it
-in the ring and writes it straight to every idle socket that takes it without
-waiting; only the rest wake their writer threads. See docs/DESIGN-NOTES.md.
+in the ring and writes it straight to the sockets it may be for, without waiting;
+only a socket that does not take it all gets a writer thread. See docs/DESIGN-NOTES.md.
 """
 
 from __future__ import annotations

@@ -82,9 +82,6 @@ class TcpTransport(SocketTransport):
     def frame(self, packets: list[Packet]) -> bytes:
         return packets[0].line if len(packets) == 1 else b"".join([p.line for p in packets])
 
-    def send_text(self, text: str) -> None:
-        self.sock.sendall(f"*** {text}\r\n".encode())
-
     def keepalive(self) -> str | None:
         return None
 
