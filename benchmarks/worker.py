@@ -24,6 +24,7 @@ import resource
 import selectors
 import signal
 import socket
+import struct
 import time
 import traceback
 from collections import Counter
@@ -43,6 +44,11 @@ FINE_N = 100_000
 COARSE_NS = 1_000_000
 
 RECV_SIZE = 262_144
+# --arrival-times: the kernel stamps each received segment (SO_TIMESTAMPNS, which the
+# socket module does not name; SCM_TIMESTAMPNS is the same number) with CLOCK_REALTIME,
+# and recvmsg hands back the stamp of the last one read as a struct timespec.
+SO_TIMESTAMPNS = 35
+STAMP_SPACE = socket.CMSG_SPACE(16)
 SEND_CHUNK = 65_536
 TCP_ESTABLISHED = 1
 TCP_STATES = {
@@ -93,6 +99,8 @@ class WorkerConfig:
     # wire.node_of(i, N), stalled client k to node k % N. Empty: tcp_port and web_port.
     node_ports: tuple[tuple[int, int], ...] = ()
     cpus: tuple[int, ...] = ()  # --generator-cpus: this process runs on these; (): anywhere
+    # --arrival-times: latency up to the kernel's receive stamp, not up to our reading it.
+    arrival_times: bool = False
 
 
 @dataclass
@@ -147,6 +155,8 @@ class Stats:
     # node), and of those from a sender on another node (--nodes N).
     same: Hist = field(default_factory=Hist)
     cross: Hist = field(default_factory=Hist)
+    # --arrival-times: from a message's arrival in its socket to this worker reading it.
+    read_lag: Hist = field(default_factory=Hist)
     delivered: int = 0
     dups: int = 0
     reorders: int = 0
@@ -236,6 +246,8 @@ class Client:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.stall:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.w.cfg.stall_rcvbuf)
+        if self.w.cfg.arrival_times:
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self.sock = sock
         err = sock.connect_ex((self.w.cfg.host, self.port()))
         if err not in (0, errno.EINPROGRESS):
@@ -283,10 +295,15 @@ class Client:
             return
         if mask & EVENT_READ:
             assert self.sock is not None
+            at = now  # when the bytes came: now, or the kernel's stamp (--arrival-times)
             try:
                 # Into one reused buffer: a fresh 256 KiB bytes per recv() costs an mmap
                 # and page faults, far more than copying out the few bytes that came.
-                got = self.sock.recv_into(self.w.rbuf)
+                if self.w.cfg.arrival_times:
+                    got, stamps, _flags, _addr = self.sock.recvmsg_into([self.w.rbuf], STAMP_SPACE)
+                    at = self.w.arrival(stamps, now) if got else now
+                else:
+                    got = self.sock.recv_into(self.w.rbuf)
                 data: bytes | None = self.w.rview[:got].tobytes()
             except BlockingIOError:
                 data = None
@@ -298,9 +315,9 @@ class Client:
                     self.lost("EOF", now)
                     return
                 if self.state == HANDSHAKE:
-                    self.handshake(data, now)
+                    self.handshake(data, at)
                 else:
-                    self.on_data(data, now)
+                    self.on_data(data, at)
         if mask & EVENT_WRITE and self.state in (HANDSHAKE, JOINED):
             if self.w.fast and self.sender and self.w.sending and not self.done_sending:
                 self.w.fill(self, now)
@@ -905,15 +922,22 @@ class WsClient(Client):
                         continue
                     pl = b"".join(self.fragments)
                     self.fragments = []
-                if sending:
-                    if self.fast_frame(pl, now):
+                if pl.startswith(PRESENCE):
+                    # A crowded room's update lists everyone who came: thousands of
+                    # entries, for thousands of clients on one generator core. A browser
+                    # parses its own once; parsing them all here made the generator the
+                    # one behind (p99 1,975 ms at 3,000 clients). No delivery is in it.
+                    self.w.stats.other += 1
+                elif sending:
+                    obj = parsed(pl)
+                    if self.fast_frame(obj, now):
                         self.w.stats.fast_chunks += 1
                     else:
                         self.w.stats.slow_chunks += 1
-                        self.events_in(pl, now)
+                        self.events_in(pl, obj, now)
                         self.resync()
                 elif wire.MARKER in pl or b'"leave"' in pl or b'"error"' in pl:
-                    self.events_in(pl, now)
+                    self.events_in(pl, parsed(pl), now)
                     self.resync()
                 else:
                     self.w.stats.other += 1
@@ -929,17 +953,15 @@ class WsClient(Client):
                 self.lost(self.close_reason, now)
                 return
 
-    def fast_frame(self, pl: bytes, now: int) -> bool:
-        """A frame of message events only, parsed by json and checked in bulk.
+    def fast_frame(self, obj: Any, now: int) -> bool:
+        """A frame of message events only (``parsed`` once), checked in bulk.
 
-        ``json.loads`` does the parsing; the checks then run over joined strings and
-        C-level maps instead of a Python loop per event: every event is a "message",
-        every nick is "c" and five digits, every text is exactly the payload size, starts
-        with "~" and the nick's digits, ends in the padding, and carries ASCII digits.
+        The checks run over joined strings and C-level maps instead of a Python loop
+        per event: every event is a "message", every nick is "c" and five digits, every
+        text is exactly the payload size, starts with "~" and the nick's digits, ends in
+        the padding, and carries ASCII digits.
         """
-        try:
-            obj = json.loads(pl)
-        except ValueError:
+        if obj is NOT_JSON:
             return False
         evs = obj if type(obj) is list else [obj]
         n = len(evs)
@@ -969,11 +991,10 @@ class WsClient(Client):
             return False
         return self.take_fields(fields, now)
 
-    def events_in(self, pl: bytes, now: int) -> None:
+    def events_in(self, pl: bytes, obj: Any, now: int) -> None:
+        """One event at a time, from the frame ``pl`` that ``parsed`` made ``obj`` of."""
         st = self.w.stats
-        try:
-            obj = json.loads(pl)
-        except ValueError:
+        if obj is NOT_JSON:
             st.bad_line(pl)
             return
         evs = obj if isinstance(obj, list) else (obj,)
@@ -1050,6 +1071,20 @@ def text_is_payload(ev: dict[str, Any]) -> bool:
     return type(text) is str and text[:1] == "~"
 
 
+# How every crowded room's update frame begins (the server writes "type" first).
+PRESENCE = b'{"type":"presence"'
+# What ``parsed`` gives for a frame that is not JSON.
+NOT_JSON = object()
+
+
+def parsed(pl: bytes) -> Any:
+    """The frame's JSON, or NOT_JSON: parsed once, whichever check looks at it."""
+    try:
+        return json.loads(pl)
+    except ValueError:
+        return NOT_JSON
+
+
 def event_types(pl: bytes) -> list[str]:
     """The event types in one server frame (an object or an array of them)."""
     try:
@@ -1092,6 +1127,9 @@ class Worker:
         self.stall_clients: list[Client] = []
         self.rbuf = bytearray(RECV_SIZE)
         self.rview = memoryview(self.rbuf)
+        # CLOCK_REALTIME minus CLOCK_MONOTONIC, for the kernel's receive stamps; taken
+        # again at each turn of the loop, so a clock step costs at most one turn.
+        self.realtime_ahead = time.time_ns() - time.monotonic_ns()
         prefix, suffix = {
             "webchat": (wire.WEBCHAT_TCP_PREFIX, b"\r\n"),
             "seed": (wire.SEED_PREFIX, b"\n"),
@@ -1189,6 +1227,7 @@ class Worker:
         self.tick(time.monotonic_ns())
         while not self.finished:
             now = time.monotonic_ns()
+            self.realtime_ahead = time.time_ns() - now
             timeout = self.timeout(now)
             for key, mask in self.sel.select(timeout):
                 c = key.data
@@ -1199,6 +1238,18 @@ class Worker:
                 else:
                     c.on_event(mask, time.monotonic_ns())
             self.tick(time.monotonic_ns())
+
+    def arrival(self, stamps: list[tuple[int, int, bytes]], now: int) -> int:
+        """When the bytes just read reached their socket (monotonic), from the kernel's
+        stamp; the wait until now is the read lag, kept apart while sending."""
+        for level, kind, data in stamps:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+                sec, nsec = struct.unpack_from("qq", data)
+                at = min(now, sec * 1_000_000_000 + nsec - self.realtime_ahead)
+                if self.sending:
+                    self.stats.read_lag.add(now - at)
+                return at
+        return now
 
     def timeout(self, now: int) -> float:
         t = 0.1
@@ -1547,6 +1598,8 @@ class Worker:
             "lat_max": st.same.lat_max,
             "hist_cross": st.cross.sparse(),
             "lat_max_cross": st.cross.lat_max,
+            "hist_read_lag": st.read_lag.sparse(),
+            "read_lag_max": st.read_lag.lat_max,
             "leaves": self.leaves,
             "closed": self.closed,
             "stalls": stalls,

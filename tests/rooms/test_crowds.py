@@ -73,6 +73,26 @@ def test_above_the_threshold_joins_arrive_as_one_update(person, via):
     assert not [e for e in watcher.events_until(mark) if e["type"] == "join"]
 
 
+def test_an_update_is_logged_with_its_line_and_count_not_its_lists(person, crowd_chat):
+    """A newcomer's list comes from the welcome; the lists of an update replayed to each
+    newcomer made a crowd's arrival O(n²) (benchmarks/README.md, "Ten thousand people")."""
+    watcher = person("watcher", "web")
+    for nick in ("b", "c", "d"):  # the 4th makes the lobby crowded: d is in an update
+        person(nick, "tcp")
+    live = watcher.w.expect("presence", TIMEOUT)
+    assert [u["nick"] for u in live["joined"]] == ["d"]
+    newcomer = WsClient(crowd_chat.url)
+    try:
+        newcomer.send({"type": "join", "nick": "late"})
+        past = [e for e in newcomer.read_until("welcome") if e["type"] == "presence"]
+    finally:
+        newcomer.close()
+    assert [(e["id"], e["text"], e["users"], e["history"]) for e in past] == [
+        (live["id"], "1 joined: d", 4, True)
+    ]
+    assert "joined" not in past[0] and "left" not in past[0]
+
+
 def test_the_one_joining_a_crowded_room_still_gets_their_own_join(person, via):
     for nick in ("a", "b", "c"):
         person(nick, "web")

@@ -66,8 +66,10 @@ class Bus(Protocol):
 
 
 def stored(item: Outgoing) -> StoredEvent | None:
-    """How an item is logged: only sequenced events, and never a replayed one twice."""
+    """How an item is logged: only sequenced events, never a replayed one twice, and
+    without what only those present need (Event.as_logged)."""
     if item.event.id is None or item.replayed:
         return None
     about_a_person = item.event.room is None and item.parties is None
-    return StoredEvent(item.event, item.parties, item.audience.rooms if about_a_person else None)
+    scope = item.audience.rooms if about_a_person else None
+    return StoredEvent(item.event.as_logged(), item.parties, scope)

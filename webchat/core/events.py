@@ -22,6 +22,12 @@ SEQUENCED = frozenset(
 )
 # The room everyone is in from the start; its events look on TCP as they did before rooms.
 LOBBY = "#lobby"
+# Fields the log does not keep, by event type. A crowded room's update names everyone who
+# came and went: that describes one moment, for the lists of those present. Nobody reads
+# it back (a newcomer's list comes from the welcome), and replaying every earlier update's
+# lists to each newcomer made a crowd's arrival O(n²): 10,000 people took 76 s to join
+# instead of 25 (benchmarks/README.md). The log keeps the line and the count.
+NOT_LOGGED: Mapping[str, frozenset[str]] = {"presence": frozenset({"joined", "left"})}
 
 VIA_NAMES = {"tcp": "terminal", "web": "browser", "udp": "datagrams"}
 
@@ -68,6 +74,14 @@ class Event:
     def stamped(self, event_id: int | None, ts: str) -> Event:
         """The same event with its place in the order (or None for a one-off reply)."""
         return Event(self.type, self.nick, self.text, event_id, ts, self.extra, self.room)
+
+    def as_logged(self) -> Event:
+        """The event as the log keeps it: without the fields of NOT_LOGGED."""
+        dropped = NOT_LOGGED.get(self.type)
+        if not dropped or not self.extra:
+            return self
+        kept = {k: v for k, v in self.extra.items() if k not in dropped}
+        return Event(self.type, self.nick, self.text, self.id, self.ts, kept, self.room)
 
 
 @dataclass(slots=True)
