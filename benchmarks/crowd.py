@@ -43,6 +43,9 @@ THREADS_PER_CONN = 1.0  # server threads per idle connection
 P99_MS = 100.0  # delivery latency p99 at the offered rate
 STORM_S = 10.0  # every storm connection has its prompt or welcome within this long
 SIGTERM_S = 3.0  # SIGTERM to exit, with everyone connected
+# The server's default --presence-batch-above: a bigger crowd hears of its arrivals in
+# presence updates, and is settled once an update counts everyone (--settle-presence).
+PRESENCE_BATCH_ABOVE = 1000
 
 
 @dataclass
@@ -93,6 +96,8 @@ def load_argv(opts: argparse.Namespace) -> list[str]:
     argv += ["--connect-concurrency", str(opts.connect_concurrency)]
     argv += ["--server-cpus", opts.server_cpus, "--generator-cpus", opts.generator_cpus]
     argv += ["--sigterm-connected", "--arrival-times", "--json"]
+    if opts.clients > PRESENCE_BATCH_ABOVE:
+        argv.append("--settle-presence")
     if opts.server_python:
         argv += ["--server-python", opts.server_python]
     if opts.quiet:
@@ -147,7 +152,8 @@ def load_rows(r: dict[str, Any] | None, opts: argparse.Namespace) -> list[Row]:
         Row(
             f"{n:,} clients (half TCP, half WS) joined #lobby",
             f"{c.get('ok', 0):,}/{n:,} in {_num(joined, '.1f', ' s')} (first connect to last"
-            f" welcome)" + (f"; failed {c['errors']}" if c.get("errors") else ""),
+            f" welcome; every list complete {_num(c.get('settled_s'), '.1f', ' s')} later)"
+            + (f"; failed {c['errors']}" if c.get("errors") else ""),
             f"all, <= {JOIN_S:g} s",
             c.get("ok") == n and joined is not None and joined <= JOIN_S,
         )

@@ -108,6 +108,7 @@ def plan(
                 node_ports=server.ports,
                 cpus=tuple(sorted(opts.generator_cpu_set)),
                 arrival_times=opts.arrival_times,
+                settle_presence=opts.settle_presence,
             )
         )
     return cfgs
@@ -287,13 +288,14 @@ def measure(
             crew.send("stall", only=0)
             r["stall_connect"] = merge_connect(crew.gather("stalled", count=1))
         r["phase"] = "barrier"
-        crew.send("barrier")
+        crew.send("barrier", r["connect"]["ok"])
         crew.gather("synced")
         marks["t_synced"] = time.monotonic()
         marks["cpu_connect1"] = (server.sample(), own_cpu())
         r["connect_peak"] = {"rss_kb": crew.peak.rss_kb, "threads": crew.peak.threads}
         marks["idle"] = server.sample()
-        log(f"[{target}] settled in {marks['t_synced'] - marks['t_connected']:.2f} s; sending")
+        r["connect"]["settled_s"] = round(marks["t_synced"] - marks["t_connected"], 2)
+        log(f"[{target}] settled in {r['connect']['settled_s']:.2f} s; sending")
         crew.peak = Peak()
         r["phase"] = "send"
         marks["fleet_go"] = server.snapshot()
@@ -1125,6 +1127,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds for connecting, then go on with who joined (0: 60%% of --timeout)",
     )
     p.add_argument("--drain", type=float, default=5, help="seconds without progress that end a run")
+    p.add_argument(
+        "--settle-presence",
+        action="store_true",
+        help="the join storm is over only once a crowded room's presence update counts"
+        " everyone who joined (the server gathers joins above 1000 people, every 10 s)",
+    )
     p.add_argument(
         "--arrival-times",
         action="store_true",

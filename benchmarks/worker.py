@@ -101,6 +101,9 @@ class WorkerConfig:
     cpus: tuple[int, ...] = ()  # --generator-cpus: this process runs on these; (): anywhere
     # --arrival-times: latency up to the kernel's receive stamp, not up to our reading it.
     arrival_times: bool = False
+    # --settle-presence: the join storm is over once a crowded room's presence update
+    # counts everyone who joined (the barrier's marker waits for it).
+    settle_presence: bool = False
 
 
 @dataclass
@@ -928,6 +931,7 @@ class WsClient(Client):
                     # parses its own once; parsing them all here made the generator the
                     # one behind (p99 1,975 ms at 3,000 clients). No delivery is in it.
                     self.w.stats.other += 1
+                    self.w.saw_presence(pl)
                 elif sending:
                     obj = parsed(pl)
                     if self.fast_frame(obj, now):
@@ -1073,6 +1077,9 @@ def text_is_payload(ev: dict[str, Any]) -> bool:
 
 # How every crowded room's update frame begins (the server writes "type" first).
 PRESENCE = b'{"type":"presence"'
+# --settle-presence: the longest the barrier waits for an update that counts everyone
+# (the server's interval is 10 s); past it, it goes on without.
+PRESENCE_WAIT_NS = 30_000_000_000
 # What ``parsed`` gives for a frame that is not JSON.
 NOT_JSON = object()
 
@@ -1178,6 +1185,11 @@ class Worker:
         self.synced_count = 0
         self.barrier = False
         self.last_marker = 0
+        # --settle-presence: how many joined in all (from the coordinator), and the most
+        # a presence update has counted so far.
+        self.barrier_users = 0
+        self.barrier_until = 0
+        self.presence_users = 0
         self.last_barrier_check = 0
         self.last_handshake_check = 0
         self.last_progress = time.monotonic_ns()
@@ -1272,6 +1284,8 @@ class Worker:
         elif kind == "stop_connect":
             self.stop_connecting()
         elif kind == "barrier":
+            self.barrier_users = arg
+            self.barrier_until = time.monotonic_ns() + PRESENCE_WAIT_NS
             self.barrier = True
             self.phase = "barrier"
             self.mark_cpu("connected")
@@ -1327,8 +1341,23 @@ class Worker:
         if not c.stall and c.state == JOINED:
             self.synced_count += 1
 
+    def saw_presence(self, pl: bytes) -> None:
+        """--settle-presence: how many a crowded room's update counts (its last field)."""
+        if self.cfg.settle_presence:
+            at = pl.rfind(b'"users":')
+            count = pl[at + 8 :].rstrip(b"}")
+            if at >= 0 and count.isdigit():
+                self.presence_users = max(self.presence_users, int(count))
+
     def barrier_tick(self, now: int) -> None:
         first = self.clients[0] if self.clients and self.clients[0].index == 0 else None
+        if (
+            self.cfg.settle_presence
+            and first is not None
+            and self.presence_users < self.barrier_users
+            and now < self.barrier_until
+        ):
+            return  # some lists do not have everyone yet: the marker would come before
         if first is not None and first.state == JOINED:
             if not first.synced:
                 first.synced = True
