@@ -9,8 +9,11 @@ produces them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
+import select
+import socket
 import subprocess
 import sys
 import time
@@ -21,7 +24,7 @@ import pytest
 
 from benchmarks import wire
 from benchmarks.servers import listening
-from benchmarks.worker import Worker, WorkerConfig
+from benchmarks.worker import SO_TIMESTAMPNS, STAMP_SPACE, Worker, WorkerConfig
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -312,3 +315,41 @@ def test_cross_node_latency_is_told_apart(kind: str, bulk: bool) -> None:
     assert sum(st.cross.sparse().values()) == 2
     assert sum(st.same.sparse().values()) == len(items) - 2
     assert st.cross.lat_max == st.same.lat_max == 1000
+
+
+def test_a_presence_update_is_counted_not_parsed_and_its_count_kept() -> None:
+    """A crowded room's update is thousands of entries for each of thousands of clients:
+    the generator only counts it (and, for --settle-presence, reads its last field)."""
+    cfg = dataclasses.replace(one_client("ws"), settle_presence=True)
+    ours, _theirs = multiprocessing.Pipe()
+    w = Worker(cfg, ours)
+    c = w.clients[0]
+    w.sending = True
+    # Not JSON past its start: parsed, it would count as a corrupt line.
+    update = b'{"type":"presence","room":"#lobby","joined":[{"nick":"c0000' + b',"users":7}'
+    c.frames([(wire.OP_TEXT, True, update)], NOW)
+    assert (w.stats.other, w.stats.corrupt, w.stats.delivered) == (1, 0, 0)
+    assert w.presence_users == 7
+
+
+def test_arrival_is_the_kernels_receive_stamp_and_the_wait_is_the_read_lag() -> None:
+    """--arrival-times: latency ends when the bytes reached the socket, not when the
+    generator got round to reading them; the difference is kept as the read lag."""
+    ours, _theirs = multiprocessing.Pipe()
+    w = Worker(dataclasses.replace(one_client("tcp"), arrival_times=True), ours)
+    w.sending = True
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        reader = socket.create_connection(server.getsockname())
+        reader.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        writer, _ = server.accept()
+        with reader, writer:
+            before = time.monotonic_ns()
+            writer.sendall(b"hello\n")
+            assert select.select([reader], [], [], 5)[0]  # it has arrived
+            time.sleep(0.05)  # the generator is busy elsewhere for 50 ms
+            got, stamps, _flags, _addr = reader.recvmsg_into([w.rbuf], STAMP_SPACE)
+            now = time.monotonic_ns()
+            at = w.arrival(stamps, now)
+    assert bytes(w.rbuf[:got]) == b"hello\n"
+    assert before <= at <= now - 50_000_000
+    assert w.stats.read_lag.lat_max == now - at
