@@ -323,7 +323,7 @@ def test_a_presence_update_is_counted_not_parsed_and_its_count_kept() -> None:
     cfg = dataclasses.replace(one_client("ws"), settle_presence=True)
     ours, _theirs = multiprocessing.Pipe()
     w = Worker(cfg, ours)
-    c = w.clients[0]
+    c: Any = w.clients[0]  # a WsClient
     w.sending = True
     # Not JSON past its start: parsed, it would count as a corrupt line.
     update = b'{"type":"presence","room":"#lobby","joined":[{"nick":"c0000' + b',"users":7}'
