@@ -26,7 +26,7 @@ LOBBY = "#lobby"
 # came and went: that describes one moment, for the lists of those present. Nobody reads
 # it back (a newcomer's list comes from the welcome), and replaying every earlier update's
 # lists to each newcomer made a crowd's arrival O(n²): 10,000 people took 76.2 s to join,
-# against 27.2 s without (benchmarks/README.md). The log keeps the line and the count.
+# against 28.8 s without (benchmarks/README.md). The log keeps the line and the count.
 NOT_LOGGED: Mapping[str, frozenset[str]] = {"presence": frozenset({"joined", "left"})}
 
 VIA_NAMES = {"tcp": "terminal", "web": "browser", "udp": "datagrams"}
