@@ -1,6 +1,6 @@
 """Issue 14, "ten thousand people on two cores", measured with one command.
 
-    .venv/bin/python -m benchmarks.crowd                        # the whole set, ~3-4 minutes
+    .venv/bin/python -m benchmarks.crowd                        # the whole set, ~2-4 minutes
     .venv/bin/python -m benchmarks.crowd --clients 2000 --storm 200   # a quick try
     .venv/bin/python -m benchmarks.crowd --json
     .venv/bin/python -m benchmarks.crowd --server-python /tmp/other/.venv/bin/python
@@ -16,9 +16,10 @@ server pinned to ``--server-cpus`` (0) and the generator to ``--generator-cpus``
 
 Latency is measured up to each message's arrival in its client's socket (the kernel's
 receive stamp, ``--arrival-times``): each message is read 10,000 times by one generator
-core, which takes longer than the server takes to send it (about 19 µs a read against
-10 µs a send), and a real client has a CPU of its own. How long the generator took to
-read is printed beside it.
+core, about 19 µs a read, while a real client has a CPU of its own. How long the
+generator took to read is printed beside it. Above 1000 clients (the server's default
+--presence-batch-above) the sending starts once a presence update counts everyone
+(``--settle-presence``): the update that ends a join storm is not steady state.
 
 Then one table puts each figure next to its target. Exit status: 0 if every target was
 met, 1 if some was not, 2 if a part did not produce a report.
