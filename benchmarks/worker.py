@@ -1253,7 +1253,9 @@ class Worker:
 
     def arrival(self, stamps: list[tuple[int, int, bytes]], now: int) -> int:
         """When the bytes just read reached their socket (monotonic), from the kernel's
-        stamp; the wait until now is the read lag, kept apart while sending."""
+        stamp; the wait until now is the read lag, kept apart while sending. Without a
+        stamp (the kernel turns stamping on a moment after the first socket asks), the
+        read's own time: a latency too long, never too short."""
         for level, kind, data in stamps:
             if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
                 sec, nsec = struct.unpack_from("qq", data)
@@ -1369,7 +1371,8 @@ class Worker:
         closed_synced = sum(1 for c in self.clients if c.state == CLOSED and c.synced)
         if self.synced_count - closed_synced >= live and not self.reported_synced:
             self.reported_synced = True
-            self.tell("synced", {"closed": sum(1 for c in self.clients if c.state == CLOSED)})
+            closed = sum(1 for c in self.clients if c.state == CLOSED)
+            self.tell("synced", {"closed": closed, "presence_users": self.presence_users})
 
     # --- sending ---
 
