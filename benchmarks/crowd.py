@@ -35,6 +35,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from webchat.settings import Settings
+
 REPO = Path(__file__).resolve().parent.parent
 
 # The targets of issue 14.
@@ -46,7 +48,7 @@ STORM_S = 10.0  # every storm connection has its prompt or welcome within this l
 SIGTERM_S = 3.0  # SIGTERM to exit, with everyone connected
 # The server's default --presence-batch-above: a bigger crowd hears of its arrivals in
 # presence updates, and is settled once an update counts everyone (--settle-presence).
-PRESENCE_BATCH_ABOVE = 1000
+PRESENCE_BATCH_ABOVE = Settings.presence_batch_above
 
 
 @dataclass

@@ -289,8 +289,14 @@ def measure(
             r["stall_connect"] = merge_connect(crew.gather("stalled", count=1))
         r["phase"] = "barrier"
         crew.send("barrier", r["connect"]["ok"])
-        crew.gather("synced")
+        synced = crew.gather("synced")
         marks["t_synced"] = time.monotonic()
+        counted = max(p.get("presence_users", 0) for p in synced.values())
+        if opts.settle_presence and counted < r["connect"]["ok"]:
+            r["notes"].append(
+                f"no presence update counted everyone ({counted:,} of {r['connect']['ok']:,})"
+                " before the barrier stopped waiting: the send phase may hold the last one"
+            )
         marks["cpu_connect1"] = (server.sample(), own_cpu())
         r["connect_peak"] = {"rss_kb": crew.peak.rss_kb, "threads": crew.peak.threads}
         marks["idle"] = server.sample()

@@ -20,18 +20,16 @@ import socket
 import statistics
 import threading
 import time
-from multiprocessing.synchronize import Event
+from multiprocessing.connection import Connection
 
 from benchmarks.servers import parse_cpus, raise_nofile
 
 PAYLOAD = b"x" * 63 + b"\n"
-# Seconds between rounds: the reader drains one round before the next begins, so each
-# round meets idle sockets, as a chat's messages do.
-PAUSE = 0.2
 
 
-def drain(port: int, sockets: int, rounds: int, cpu: int, ready: Event) -> None:
-    """The reader: connect every socket, then read until every round's bytes came."""
+def drain(port: int, sockets: int, rounds: int, cpu: int, done: Connection) -> None:
+    """The reader: connect every socket, say so, then read each round whole and say so;
+    the next round is sent only then, so each meets idle sockets, as a chat's messages do."""
     os.sched_setaffinity(0, {cpu})
     raise_nofile()
     conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(sockets)]
@@ -41,11 +39,14 @@ def drain(port: int, sockets: int, rounds: int, cpu: int, ready: Event) -> None:
         conn.setblocking(False)
         poller.register(conn.fileno(), select.EPOLLIN)
         by_fd[conn.fileno()] = conn
-    ready.set()
-    owed = sockets * rounds * len(PAYLOAD)
-    while owed > 0:
-        for fd, _events in poller.poll(1):
-            owed -= len(by_fd[fd].recv(65536))
+    done.send("connected")
+    per_round = sockets * len(PAYLOAD)
+    for _ in range(rounds):
+        owed = per_round
+        while owed > 0:
+            for fd, _events in poller.poll(1):
+                owed -= len(by_fd[fd].recv(65536))
+        done.send("drained")
 
 
 def send_round(shares: list[list[socket.socket]]) -> float:
@@ -86,10 +87,10 @@ def main() -> None:
     os.sched_setaffinity(0, parse_cpus(args.sender_cpus))
     raise_nofile()
     with socket.create_server(("127.0.0.1", 0), backlog=args.sockets) as listener:
-        ready = mp.get_context("fork").Event()
+        told, done = mp.get_context("fork").Pipe(duplex=False)
         reader = mp.get_context("fork").Process(
             target=drain,
-            args=(listener.getsockname()[1], args.sockets, args.rounds, args.reader_cpu, ready),
+            args=(listener.getsockname()[1], args.sockets, args.rounds, args.reader_cpu, done),
         )
         reader.start()
         conns = []
@@ -97,12 +98,12 @@ def main() -> None:
             conn, _address = listener.accept()
             conn.setblocking(False)
             conns.append(conn)
-        ready.wait()
+        assert told.recv() == "connected"
         shares = [conns[i :: args.threads] for i in range(args.threads)]
         rounds = []
         for _ in range(args.rounds):
             rounds.append(send_round(shares))
-            time.sleep(PAUSE)
+            assert told.recv() == "drained"  # every socket is idle again
         reader.join()
     ms = sorted(r * 1e3 for r in rounds)
     print(
