@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,7 +17,7 @@ import pytest
 
 from tests.support.clients import parse_ts, wait_until
 from tests.support.hub import Recorder, StuckRecorder, flush, join, new_hub, take, writer_of
-from webchat.core.events import Audience
+from webchat.core.events import Audience, Packet
 from webchat.core.hub import Hub
 from webchat.core.limits import HubLimits
 from webchat.text import ChatError, NickError
@@ -426,6 +427,83 @@ def test_a_writer_does_not_ping_when_woken_early_by_someone_elses_close(hub):
         hub.close_session(session, "bye")  # wakes every writer, with nothing new for the watcher
         wait_until(lambda: recorder.goodbye is not None)  # noqa: B023 (used at once)
     assert watcher.pings == 0
+
+
+class DirectPings:
+    """A browser-like transport with a direct send that counts the pings it is sent."""
+
+    kind = "web"
+    shows_own_input = False
+    direct = True
+    keepalive_interval = 10.0
+
+    def __init__(self) -> None:
+        self.pings = 0
+        self.written = threading.Event()  # the preamble, or anything, went out
+        self.ended = threading.Event()
+
+    def send_packets(self, packets: list[Packet]) -> None:
+        self.written.set()
+
+    def frame(self, packets: list[Packet]) -> bytes:
+        return b"".join(p.json for p in packets)
+
+    def send_nowait(self, data: bytes) -> int:
+        self.pings += data == b"ping"
+        return len(data)
+
+    def send_raw(self, data: bytes) -> None:
+        self.send_nowait(data)
+
+    def keepalive(self) -> str | None:
+        self.pings += 1
+        return None
+
+    def unanswered(self) -> str | None:
+        return None
+
+    def ping(self) -> bytes:
+        return b"ping"
+
+    def goodbye(self, reason: str, code: int) -> bytes:
+        return b"bye"
+
+    def send_goodbye(self, reason: str, code: int) -> None:
+        return None
+
+    def end_write(self) -> None:
+        return None
+
+    def flush_control(self) -> None:
+        return None
+
+    def abort(self) -> None:
+        self.ended.set()
+
+
+def test_keepalives_go_out_one_interval_apart_and_stop_once_the_session_is_gone(make_hub):
+    # Only the writers that may be due are looked at: each ping queues the next one a
+    # whole interval later, and a writer that is gone is dropped from the queue.
+    hub = make_hub(reap_interval=3600)  # the reaper stays out: times are given here
+    began = time.monotonic()
+    peer = DirectPings()
+    session = hub.join("idle", peer)
+    hub.start(session)  # the preamble, written by the connection's own thread
+    assert peer.written.is_set()
+    hub.delivery.ring_keepalives(began + 9)
+    assert peer.pings == 0
+    hub.delivery.ring_keepalives(began + 11)
+    assert peer.pings == 1
+    hub.delivery.ring_keepalives(began + 20)  # 9 s after that ping
+    assert peer.pings == 1
+    hub.delivery.ring_keepalives(began + 22)
+    assert peer.pings == 2
+    hub.close_session(session, "bye")
+    assert peer.ended.wait(10)
+    hub.leave(session)
+    hub.wait_closed(session, 10)
+    hub.delivery.ring_keepalives(began + 40)
+    assert peer.pings == 2
 
 
 def test_a_big_room_welcome_names_thirty_and_counts_the_rest_but_lists_everyone(hub):

@@ -148,7 +148,7 @@ def test_the_ring_wakes_a_session_it_needs_slots_from() -> None:
         woken.append(session)
         threading.Thread(target=fanout.take, args=(session,), daemon=True).start()
 
-    fanout = Fanout(lock, 8, 5.0, lambda: [idle], lambda s: None, lambda s: None, wake)
+    fanout = Fanout(lock, 8, 5.0, {idle.id: idle}, lambda s: None, lambda s: None, wake)
     packets = [make_packet(Event("system", text=f"p{i}"), Audience.only(2)) for i in range(12)]
     with lock:
         fanout.append_locked(packets[:4])  # idle takes nothing: none was for it

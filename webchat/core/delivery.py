@@ -10,9 +10,10 @@ thousand threads for each message costs far more than the writes).
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Mapping
 from typing import cast
 
 from webchat.core.events import Packet
@@ -34,7 +35,7 @@ class Delivery:
         lock: threading.Lock,
         capacity: int,
         close_grace: float,
-        sessions: Callable[[], Iterable[Session]],
+        sessions: Mapping[int, Session],
         released_id: int,
         mark_close: Callable[[Session], None],
         members: Callable[[str], Collection[int]],
@@ -43,6 +44,12 @@ class Delivery:
             lock, capacity, close_grace, sessions, self._nudge, mark_close, self.wake
         )
         self._writers: dict[int, Writer] = {}
+        # The writers whose peers get keepalives, by when the next one may be owed:
+        # (when, session id, writer). The reaper pops only those due, rather than asking
+        # every writer each second (at ten thousand people that scan took the GIL from
+        # the fan-out). An entry may be early (its peer was written to since): it is put
+        # back for later. One entry per writer; a gone writer's is dropped when popped.
+        self._keepalives: list[tuple[float, int, Writer]] = []
         self._members = members
         # Every writer is handed a batch at least every FULL_EVERY-th part of the ring, so
         # even a session no batch was for keeps its cursor near the head (see targets).
@@ -58,7 +65,14 @@ class Delivery:
         self.latency_direct = Histogram()
 
     def add_locked(self, session: Session) -> None:
-        self._writers[session.id] = Writer(session, self.fanout, session.transport.direct)
+        writer = Writer(session, self.fanout, session.transport.direct)
+        self._writers[session.id] = writer
+        self._queue_keepalive_locked(writer)
+
+    def _queue_keepalive_locked(self, writer: Writer) -> None:
+        due = writer.keepalive_at()
+        if due is not None:
+            heapq.heappush(self._keepalives, (due, writer.session.id, writer))
 
     def start(self, session: Session) -> None:
         """Start the session's writer: its splices (history, welcome) first, then live."""
@@ -78,11 +92,20 @@ class Delivery:
 
     def ring_keepalives(self, now: float) -> None:
         """Ping the peers owed a keepalive: idle writers have no thread to do it."""
+        due: list[Writer] = []
         with self._lock:
-            writers = list(self._writers.values())
-        for writer in writers:
+            queue = self._keepalives
+            while queue and queue[0][0] <= now:
+                writer = heapq.heappop(queue)[2]
+                if self._writers.get(writer.session.id) is writer:
+                    due.append(writer)
+        for writer in due:
             if writer.keepalive_due(now):
                 writer.keepalive_direct(now)
+        with self._lock:
+            for writer in due:
+                if self._writers.get(writer.session.id) is writer:
+                    self._queue_keepalive_locked(writer)
 
     def wait_closed(self, session: Session, timeout: float) -> None:
         """Let the writer finish its last words; then the session is gone for good."""

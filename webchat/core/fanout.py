@@ -15,9 +15,10 @@ ring shares the hub's lock.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator, Mapping
 
 from webchat.core.events import Packet
 from webchat.core.session import Session
@@ -39,7 +40,7 @@ class Fanout:
         lock: threading.Lock,
         capacity: int,
         close_grace: float,
-        sessions: Callable[[], Iterable[Session]],
+        sessions: Mapping[int, Session],
         ring_doorbell: Callable[[Session], None],
         mark_close: Callable[[Session], None],
         wake: Callable[[Session], None],
@@ -47,7 +48,15 @@ class Fanout:
         self.lock = lock
         self.capacity = capacity
         self.close_grace = close_grace
+        # This node's sessions by id (the roster's own mapping, kept current by it).
         self._sessions = sessions
+        # What the reaper looks at, rather than every session four times a second (at ten
+        # thousand people that scan took the GIL from the fan-out): the sessions whose
+        # writer is inside a blocking send (changed by writer threads, under its own lock),
+        # and those closing (under the hub's lock).
+        self._sending: set[Session] = set()
+        self._sending_lock = threading.Lock()
+        self._closing: set[Session] = set()
         self._ring_doorbell = ring_doorbell
         # Wakes a writer that must take now, starting its thread if it has none.
         self._wake = wake
@@ -96,7 +105,7 @@ class Fanout:
             oldest = self.head - self.capacity  # the packet whose slot is next
             low = self.head
             laggards: list[Session] = []
-            for s in self._sessions():
+            for s in self._sessions.values():
                 if s.closing:
                     continue
                 if s.cursor > oldest:
@@ -126,6 +135,20 @@ class Fanout:
             self._wait_locked(min(deadline - now, LAGGARD_POLL))
 
     # ----- delivery side ----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def sending(self, session: Session) -> Iterator[None]:
+        """Around a writer thread's blocking send: if the backlog grows meanwhile, the peer
+        is not reading (a writer that is only waiting for the CPU is not "too slow")."""
+        with self._sending_lock:
+            session.sending = True
+            self._sending.add(session)
+        try:
+            yield
+        finally:
+            with self._sending_lock:
+                session.sending = False
+                self._sending.discard(session)
 
     def _end(self, session: Session) -> tuple[int, bool]:
         head = self.head
@@ -208,6 +231,7 @@ class Fanout:
         # the close, above all); what comes after is not. Where that ends is known once
         # a marker published now reaches the ring (closed_at_locked).
         session.close_seq = UNKNOWN
+        self._closing.add(session)
         self._mark_close(session)
         self._ring_doorbell(session)
 
@@ -217,14 +241,22 @@ class Fanout:
         self._ring_doorbell(session)
 
     def reap_locked(self, max_bytes: int, now: float) -> list[Session]:
-        """Close sessions whose peer stopped reading; return those that will not close."""
+        """Close sessions whose peer stopped reading; return those that will not close.
+
+        Only the sessions that can be either are looked at (see ``sending``): a session
+        whose writer is stuck in a send with more than ``max_bytes`` behind it, and one
+        still here ``close_grace`` seconds after it began to close.
+        """
+        with self._sending_lock:
+            sending = [s for s in self._sending if not s.closing]
+        for s in sending:
+            lag = self.bytes_total - s.cursor_bytes
+            if lag > max_bytes:
+                self.close_locked(s, f"too slow: {lag} bytes waiting to be sent", 1008)
         stuck: list[Session] = []
-        for s in self._sessions():
-            if not s.closing:
-                lag = self.bytes_total - s.cursor_bytes
-                # Only a writer stuck in a send means the peer stopped reading.
-                if s.sending and lag > max_bytes:
-                    self.close_locked(s, f"too slow: {lag} bytes waiting to be sent", 1008)
+        for s in list(self._closing):
+            if self._sessions.get(s.id) is not s:
+                self._closing.discard(s)  # gone from the roster: nothing left to cut
             elif now - s.closing_since > self.close_grace:
                 stuck.append(s)
         return stuck

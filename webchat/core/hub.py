@@ -45,10 +45,6 @@ from webchat.text import ChatError
 
 log = logging.getLogger(__name__)
 
-# Seconds between looks for idle connections owed a keepalive (a WebSocket ping every
-# 25 s by default): pings go out up to this late, which no peer notices.
-KEEPALIVE_SCAN = 1.0
-
 
 class Hub:
     """Thread-safe: every method may be called from any connection's thread."""
@@ -84,7 +80,7 @@ class Hub:
             self.lock,
             limits.outbox_max_events,
             limits.close_grace,
-            lambda: self.roster.sessions.values(),
+            self.roster.sessions,
             bus.last_id(),
             self._mark_close,
             self._members,
@@ -264,12 +260,9 @@ class Hub:
         """Close sessions that fell too far behind, cut those that will not close,
         wake the writers owed a keepalive, publish crowded rooms' presence updates, and
         forget rooms that stayed empty."""
-        next_keepalives = 0.0
         while not self._stopping.wait(self.limits.reap_interval):
             now = time.monotonic()
-            if now >= next_keepalives:  # a scan of every writer: once a second is enough
-                next_keepalives = now + KEEPALIVE_SCAN
-                self.delivery.ring_keepalives(now)
+            self.delivery.ring_keepalives(now)  # only the writers that may be due
             with self.lock:
                 self.presence.flush_locked(now)
                 stuck = self.fanout.reap_locked(self.limits.outbox_max_bytes, now)

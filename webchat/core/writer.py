@@ -45,6 +45,9 @@ class Feed(Protocol):
     def close(self, session: Session, reason: str, code: int) -> None:
         """Start closing the session; the first reason wins."""
 
+    def sending(self, session: Session) -> contextlib.AbstractContextManager[None]:
+        """Held around a blocking send: a peer that stops reading meanwhile is too slow."""
+
 
 class Doorbell:
     """A one-slot wake-up for one writer, on a bare lock: ring() by anyone, wait() by the writer.
@@ -74,6 +77,7 @@ class Writer:
         self.feed = feed
         self.doorbell = Doorbell()
         self.done = threading.Event()
+        self._ended = False  # done is set: a plain bool for the fan-out's inner loop
         # Bytes of a direct send that did not fit; they go out before anything else.
         self.unsent = b""
         self._direct = cast(DirectTransport, session.transport) if direct else None
@@ -128,11 +132,16 @@ class Writer:
         else:
             self.ring()
 
-    def keepalive_due(self, now: float) -> bool:
+    def keepalive_at(self) -> float | None:
+        """When the peer is owed a keepalive unless something is written first; None: never."""
         interval = self.session.transport.keepalive_interval
         if interval is None:
-            return False
-        return now - max(self._last_wrote, self._last_keepalive) >= interval
+            return None
+        return max(self._last_wrote, self._last_keepalive) + interval
+
+    def keepalive_due(self, now: float) -> bool:
+        due = self.keepalive_at()
+        return due is not None and now >= due
 
     def keepalive_direct(self, now: float) -> None:
         """Ping an idle peer from the hub's reaper, without waiting and without a thread
@@ -170,6 +179,7 @@ class Writer:
             with self._spawn:
                 running = self._running
             if not running:  # nobody is left to finish it (its close marker never came)
+                self._ended = True
                 self.done.set()
             self.done.wait(timeout)
 
@@ -181,7 +191,7 @@ class Writer:
         closing session gets its goodbye here too, and is finished.
         """
         direct = self._direct
-        if direct is None or not self._live or self.done.is_set():
+        if direct is None or not self._live or self._ended:
             return False
         if not self._lock.acquire(blocking=False):
             return False  # the writer is at it
@@ -220,12 +230,12 @@ class Writer:
             with contextlib.suppress(OSError):  # TLS says close_notify; TCP sends its FIN
                 self._direct.end_write()
         self.session.transport.abort()
+        self._ended = True
         self.done.set()
 
     def _send(self, transport: Transport, packets: list[Packet]) -> None:
-        self.session.sending = True
-        transport.send_packets(packets)
-        self.session.sending = False
+        with self.feed.sending(self.session):
+            transport.send_packets(packets)
         now = self._last_wrote = time.monotonic()
         self.delivered += len(packets)
         if born := packets[0].born:
@@ -236,9 +246,8 @@ class Writer:
         unsent, self.unsent = self.unsent, b""
         if unsent:
             assert self._direct is not None  # only a direct send leaves bytes behind
-            self.session.sending = True
-            self._direct.send_raw(unsent)
-            self.session.sending = False
+            with self.feed.sending(self.session):
+                self._direct.send_raw(unsent)
             self._last_wrote = time.monotonic()
             if born := self._unsent_born:  # the direct send that left it wrote nothing
                 self._unsent_born = 0.0
@@ -299,9 +308,9 @@ class Writer:
 
     def _wait(self, now: float, retire_at: float) -> float:
         wait = retire_at - now
-        interval = self.session.transport.keepalive_interval
-        if interval is not None:
-            wait = min(wait, max(self._last_wrote, self._last_keepalive) + interval - now)
+        due = self.keepalive_at()
+        if due is not None:
+            wait = min(wait, due - now)
         return max(0.0, wait)
 
     def _retire(self) -> bool:
