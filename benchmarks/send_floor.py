@@ -2,12 +2,20 @@
 
     .venv/bin/python -m benchmarks.send_floor                      # 10,000 sockets, CPU 0
     .venv/bin/python -m benchmarks.send_floor --sockets 9000 --threads 2 --sender-cpus 0,1
+    .venv/bin/python -m benchmarks.send_floor --gap 0.3          # rounds apart, as a chat's
 
 One process accepts N TCP connections on 127.0.0.1 and, in each round, sends 64 bytes
 to every one of them, non-blocking, from ``--threads`` threads (each its share); a reader
 process pinned to ``--reader-cpu`` drains them all with epoll, as the load generator
 does. The time of a round is what the last socket of a fan-out waits on this machine
 before any chat logic: whatever a server does per message comes on top of it.
+
+``--gap`` pauses between rounds. After more than the retransmission timeout (at least
+200 ms) with nothing received, a TCP receiver acknowledges the next segments at once
+("quick ACKs"; the first 16 of a connection are quick too). On loopback the receiver's
+work runs on the sender's core, inside its send: making that ACK and taking it back in.
+Back-to-back rounds leave quick ACKs after the 16th, and get cheaper; a chat's messages
+to an idle room, half a second apart, never do.
 """
 
 from __future__ import annotations
@@ -83,6 +91,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--sender-cpus", default="0", help="as taskset -c")
     parser.add_argument("--reader-cpu", type=int, default=1)
+    parser.add_argument(
+        "--gap", type=float, default=0.0, help="seconds between rounds (quick ACKs after 0.2)"
+    )
     args = parser.parse_args()
     os.sched_setaffinity(0, parse_cpus(args.sender_cpus))
     raise_nofile()
@@ -104,10 +115,12 @@ def main() -> None:
         for _ in range(args.rounds):
             rounds.append(send_round(shares))
             assert told.recv() == "drained"  # every socket is idle again
+            time.sleep(args.gap)
         reader.join()
     ms = sorted(r * 1e3 for r in rounds)
     print(
-        f"{args.sockets:,} sockets, {args.threads} thread(s) on CPUs {args.sender_cpus}:"
+        f"{args.sockets:,} sockets, {args.threads} thread(s) on CPUs {args.sender_cpus},"
+        f" {args.gap:g} s between rounds:"
         f" a round took median {statistics.median(ms):.1f} ms, min {ms[0]:.1f},"
         f" p90 {ms[int(0.9 * (len(ms) - 1))]:.1f}"
         f" ({statistics.median(ms) * 1e3 / args.sockets:.1f} µs a send)"
