@@ -40,8 +40,12 @@ log = logging.getLogger(__name__)
 
 # Entries one XREAD or XRANGE takes at a time.
 READ_COUNT = 500
-# Milliseconds the reader blocks waiting for new entries; also how often it notices a stop.
+# Milliseconds the reader blocks waiting for new entries; stop() wakes it sooner.
 READ_BLOCK_MS = 1000
+# Seconds stop() waits for the bus's threads in all, and between its wake-ups of a reader
+# that has not noticed the stop yet (it was between two reads when first woken).
+STOP_WAIT = 5.0
+UNBLOCK_EVERY = 0.05
 # Seconds between two tries while Redis is unreachable (doubling up to the last).
 BACKOFF = (0.1, 0.2, 0.5, 1.0)
 
@@ -111,6 +115,9 @@ class RedisBus:
         self._batch = 0
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        # The reader's connection id in Redis, so that stop() can end its blocking read
+        # (CLIENT UNBLOCK) rather than wait up to READ_BLOCK_MS; None until it is known.
+        self._reader_id: int | None = None
         # Why Redis cannot be reached now; None while it can.
         self.error: str | None = None
         # Seconds per batch, for /metrics: the append into the stream (committer's
@@ -154,8 +161,19 @@ class RedisBus:
         self._stopping.set()
         with self._cond:
             self._cond.notify_all()  # the committer or the reply thread: both wait here
+        deadline = time.monotonic() + STOP_WAIT
         for thread in self._threads:
-            thread.join(5)
+            while thread.is_alive() and time.monotonic() < deadline:
+                # The reader may be inside XREAD, or just about to enter it: wake it
+                # until it has seen that we are stopping (once, nearly always).
+                self._unblock_reader()
+                thread.join(min(UNBLOCK_EVERY, max(0.0, deadline - time.monotonic())))
+
+    def _unblock_reader(self) -> None:
+        reader_id = self._reader_id
+        if reader_id is not None:
+            with contextlib.suppress(redis.RedisError):
+                self.client.client_unblock(reader_id)
 
     # ----- catching up, at start ----------------------------------------------------
 
@@ -248,12 +266,15 @@ class RedisBus:
         tries = 0
         while not self._stopping.is_set():
             try:
+                if self._reader_id is None:  # one connection, reused by this thread alone
+                    self._reader_id = self.reader.client_id()
                 answer = self.reader.xread(
                     {self.keys.stream: f"{self._last_id}-0"}, count=READ_COUNT, block=READ_BLOCK_MS
                 )
                 self._recovered()
                 tries = 0
             except redis.RedisError as exc:
+                self._reader_id = None  # a new connection comes with a new id
                 self._failed(exc)
                 self._stopping.wait(BACKOFF[min(tries, len(BACKOFF) - 1)])
                 tries += 1
