@@ -4,6 +4,7 @@
     .venv/bin/python -m benchmarks.crowd --clients 2000 --storm 200   # a quick try
     .venv/bin/python -m benchmarks.crowd --json
     .venv/bin/python -m benchmarks.crowd --server-python /tmp/other/.venv/bin/python
+    .venv/bin/python -m benchmarks.crowd --nodes 2              # one node on each core
 
 Two parts, each its own process with its own server, one after the other, with the
 server pinned to ``--server-cpus`` (0) and the generator to ``--generator-cpus`` (1):
@@ -21,6 +22,14 @@ generator took to read is printed beside it. Above 1000 clients (the server's de
 --presence-batch-above) the sending starts once a presence update counts everyone
 (``--settle-presence``): the update that ends a join storm is not steady state.
 
+With ``--nodes N`` the crowd's server is N webchat nodes sharing the chat through a
+redis-server started for the run, node k alone on the k-th CPU of ``--server-cpus``
+(by default one CPU per node: 0,1 for two), and the generator runs on every CPU under
+SCHED_IDLE (``--generator-idle``), so each node has its core first and the generator
+takes what is left. Latency up to arrival does not wait for the generator's reads;
+their lag is reported. Redis's memory is counted with the nodes'. The storm stays one
+server.
+
 Then one table puts each figure next to its target. Exit status: 0 if every target was
 met, 1 if some was not, 2 if a part did not produce a report.
 """
@@ -29,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -49,6 +59,7 @@ SIGTERM_S = 3.0  # SIGTERM to exit, with everyone connected
 # The server's default --presence-batch-above: a bigger crowd hears of its arrivals in
 # presence updates, and is settled once an update counts everyone (--settle-presence).
 PRESENCE_BATCH_ABOVE = Settings.presence_batch_above
+PRESENCE_INTERVAL = Settings.presence_interval
 
 
 @dataclass
@@ -81,6 +92,17 @@ def run_part(name: str, argv: list[str], timeout: float) -> tuple[dict[str, Any]
     return report, ""
 
 
+def resolve_layout(opts: argparse.Namespace) -> None:
+    """Fill in the CPUs and the generator's priority left to their defaults, by node count."""
+    everyone = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
+    if not opts.server_cpus:
+        opts.server_cpus = "0" if opts.nodes == 1 else ",".join(map(str, range(opts.nodes)))
+    if not opts.generator_cpus:
+        opts.generator_cpus = "1" if opts.nodes == 1 else everyone
+    if opts.generator_idle is None:
+        opts.generator_idle = opts.nodes > 1
+
+
 def storm_argv(opts: argparse.Namespace) -> list[str]:
     argv = [sys.executable, "-m", "benchmarks.connections"]
     if opts.server_python:
@@ -99,8 +121,14 @@ def load_argv(opts: argparse.Namespace) -> list[str]:
     argv += ["--connect-concurrency", str(opts.connect_concurrency)]
     argv += ["--server-cpus", opts.server_cpus, "--generator-cpus", opts.generator_cpus]
     argv += ["--sigterm-connected", "--arrival-times", "--json"]
+    if opts.nodes > 1:
+        argv += ["--nodes", str(opts.nodes), "--pin-nodes"]
+    if opts.generator_idle:
+        argv.append("--generator-idle")
     if opts.clients > PRESENCE_BATCH_ABOVE:
         argv.append("--settle-presence")
+        if opts.nodes > 1:  # every node's last update, each on its own interval
+            argv += ["--settle-quiet", f"{PRESENCE_INTERVAL + 1:g}"]
     if opts.server_python:
         argv += ["--server-python", opts.server_python]
     if opts.quiet:
@@ -162,11 +190,24 @@ def load_rows(r: dict[str, Any] | None, opts: argparse.Namespace) -> list[Row]:
         )
     )
     per_conn = srv.get("rss_per_conn_kb")
+    detail = (
+        f"({_num(srv.get('rss_idle_kb'), ',')} KB idle,"
+        f" {_num(srv.get('rss_base_kb'), ',')} KB before clients)"
+    )
+    measured = f"{_num(per_conn, ',.1f', ' KB')} {detail}"
+    cluster = r.get("cluster", {})
+    redis_kb = cluster.get("redis_rss_end_kb")
+    if per_conn is not None and redis_kb is not None:  # all of Redis, counted as theirs
+        share = redis_kb / n
+        measured = (
+            f"{per_conn + share:,.1f} KB: {per_conn:,.1f} in {len(cluster['nodes'])} nodes"
+            f" {detail}, {share:,.1f} in Redis ({redis_kb:,} KB)"
+        )
+        per_conn += share
     rows.append(
         Row(
             "server RSS per idle connection",
-            f"{_num(per_conn, ',.1f', ' KB')} ({_num(srv.get('rss_idle_kb'), ',')} KB idle,"
-            f" {_num(srv.get('rss_base_kb'), ',')} KB before clients)",
+            measured,
             f"<= {RSS_PER_CONN_KB:g} KB",
             None if per_conn is None else per_conn <= RSS_PER_CONN_KB,
         )
@@ -291,8 +332,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storm", type=int, default=1000, help="connects at once in the storm")
     p.add_argument("--storm-addresses", type=int, default=20, help="loopback sources")
     p.add_argument("--storm-wait", type=float, default=30, help="seconds a storm client waits")
-    p.add_argument("--server-cpus", metavar="LIST", default="0", help="as taskset -c")
-    p.add_argument("--generator-cpus", metavar="LIST", default="1", help="as taskset -c")
+    p.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="the crowd's server as N nodes through Redis, each alone on one server CPU",
+    )
+    p.add_argument(
+        "--server-cpus",
+        metavar="LIST",
+        default="",
+        help="as taskset -c; default: 0 for one node, one CPU per node (0,1) for several",
+    )
+    p.add_argument(
+        "--generator-cpus",
+        metavar="LIST",
+        default="",
+        help="as taskset -c; default: 1 for one node, every CPU for several",
+    )
+    p.add_argument(
+        "--generator-idle",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the crowd's generator under SCHED_IDLE, after the server's threads on shared"
+        " CPUs; default: for several nodes",
+    )
     p.add_argument(
         "--server-python",
         metavar="PATH",
@@ -305,7 +369,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    opts = build_parser().parse_args(argv)
+    parser = build_parser()
+    opts = parser.parse_args(argv)
+    if not 1 <= opts.nodes <= len(os.sched_getaffinity(0)):
+        parser.error(f"--nodes must be between 1 and the {len(os.sched_getaffinity(0))} CPUs")
+    resolve_layout(opts)
     storm, storm_err = run_part("storm", storm_argv(opts), opts.storm_wait + 90)
     load, load_err = run_part("crowd", load_argv(opts), opts.timeout + 90)
     rows = storm_rows(storm, opts) + load_rows(load, opts)

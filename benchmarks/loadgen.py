@@ -109,6 +109,7 @@ def plan(
                 cpus=tuple(sorted(opts.generator_cpu_set)),
                 arrival_times=opts.arrival_times,
                 settle_presence=opts.settle_presence,
+                settle_quiet_s=opts.settle_quiet,
             )
         )
     return cfgs
@@ -240,6 +241,7 @@ def run_once(opts: argparse.Namespace, target: str) -> dict[str, Any]:
         keep_limits=opts.keep_limits,
         python=opts.server_python,
         cpus=opts.server_cpu_set,
+        pin_nodes=opts.pin_nodes,
     )
     try:
         return measure(opts, target, server, deadline, log)
@@ -357,12 +359,23 @@ def close_books(r: dict[str, Any], marks: dict[str, Any], crew: Crew, server: Fl
 
 def pin_generator(opts: argparse.Namespace, server: Fleet) -> dict[str, Any]:
     """--generator-cpus: this coordinator runs there from now on (its workers too, each
-    pins itself); the server's CPUs were set before it started. Both as the kernel says."""
+    pins itself); the server's CPUs were set before it started. Both as the kernel says.
+
+    --generator-idle: from now on this coordinator, and the workers it starts, run only
+    when no server thread wants the CPU (SCHED_IDLE; the server started before, as usual).
+    Niceness 19 was not enough: each time the generator woke on a server's core it took
+    the core from the server for a moment, and a node sharing its core with the generator
+    fanned out in 107-150 ms against 55-106 ms. Latency up to arrival (--arrival-times)
+    does not wait for the generator's reads, so sharing the server's cores this way costs
+    the figures nothing but read lag, which is reported."""
     gen = sorted(opts.generator_cpu_set)
     own = pin(0, opts.generator_cpu_set) if gen else affinity(0)
+    if opts.generator_idle:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     return {
         "server_cpus": sorted(opts.server_cpu_set) or None,
         "generator_cpus": gen or None,
+        "generator_idle": os.sched_getscheduler(0) == os.SCHED_IDLE,
         "server_actual": server.affinity(),
         "coordinator_actual": own,
     }
@@ -989,7 +1002,8 @@ def human(r: dict[str, Any]) -> str:
         row(
             "CPUs",
             f"server on {af['server_actual']}, generator on {af['coordinator_actual']}"
-            f" (asked: --server-cpus {af['server_cpus']}, --generator-cpus"
+            + (" (SCHED_IDLE)" if af.get("generator_idle") else "")
+            + f" (asked: --server-cpus {af['server_cpus']}, --generator-cpus"
             f" {af['generator_cpus']})",
         )
     for p in s.get("log_problems", [])[:3]:
@@ -1140,6 +1154,15 @@ def build_parser() -> argparse.ArgumentParser:
         " everyone who joined (the server gathers joins above 1000 people, every 10 s)",
     )
     p.add_argument(
+        "--settle-quiet",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="with --settle-presence, also wait until no presence update came for S seconds:"
+        " in a cluster each node sends its own arrivals' update, on its own clock, so one"
+        " that counts everyone can come before another node's last",
+    )
+    p.add_argument(
         "--arrival-times",
         action="store_true",
         help="latency up to each message's arrival in its client's socket (the kernel's"
@@ -1179,6 +1202,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="CPUs the generator (coordinator and workers) runs on; default: any",
     )
     p.add_argument(
+        "--pin-nodes",
+        action="store_true",
+        help="with --nodes: node k runs on the k-th CPU of --server-cpus alone (in turn);"
+        " Redis on all of them",
+    )
+    p.add_argument(
+        "--generator-idle",
+        action="store_true",
+        help="the generator runs under SCHED_IDLE once the server has started: on CPUs it"
+        " shares with the server, only when no server thread wants them",
+    )
+    p.add_argument(
         "--sigterm-connected",
         action="store_true",
         help="after the drain, keep every client connected and reading, SIGTERM the server,"
@@ -1198,6 +1233,8 @@ def check(opts: argparse.Namespace, p: argparse.ArgumentParser) -> None:
         p.error(f"--server-cpus/--generator-cpus: {exc}")
     if opts.clients < 2:
         p.error("--clients must be at least 2")
+    if opts.pin_nodes and (opts.nodes < 2 or not opts.server_cpu_set):
+        p.error("--pin-nodes needs --nodes 2 or more and --server-cpus")
     if not 0 <= opts.senders <= opts.clients:
         p.error("--senders must be between 0 and --clients")
     if opts.clients > 99_999:

@@ -104,6 +104,8 @@ class WorkerConfig:
     # --settle-presence: the join storm is over once a crowded room's presence update
     # counts everyone who joined (the barrier's marker waits for it).
     settle_presence: bool = False
+    # --settle-quiet: with settle_presence, also wait until no update came for this long.
+    settle_quiet_s: float = 0.0
 
 
 @dataclass
@@ -1190,6 +1192,7 @@ class Worker:
         self.barrier_users = 0
         self.barrier_until = 0
         self.presence_users = 0
+        self.last_presence_ns = 0  # when the last presence update came (--settle-quiet)
         self.last_barrier_check = 0
         self.last_handshake_check = 0
         self.last_progress = time.monotonic_ns()
@@ -1350,14 +1353,18 @@ class Worker:
             count = pl[at + 8 :].rstrip(b"}")
             if at >= 0 and count.isdigit():
                 self.presence_users = max(self.presence_users, int(count))
+            self.last_presence_ns = time.monotonic_ns()
 
     def barrier_tick(self, now: int) -> None:
         first = self.clients[0] if self.clients and self.clients[0].index == 0 else None
         if (
             self.cfg.settle_presence
             and first is not None
-            and self.presence_users < self.barrier_users
             and now < self.barrier_until
+            and (
+                self.presence_users < self.barrier_users
+                or now - self.last_presence_ns < self.cfg.settle_quiet_s * 1e9
+            )
         ):
             return  # some lists do not have everyone yet: the marker would come before
         if first is not None and first.state == JOINED:

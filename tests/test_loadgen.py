@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing
+import os
 import select
 import socket
 import subprocess
@@ -95,6 +96,36 @@ def test_two_nodes_through_redis_deliver_everything_exactly_once() -> None:
     # Its redis-server is gone with it: nothing listens on its port any more.
     assert not listening(cluster["redis_port"])
     assert not Path(f"/proc/{cluster['redis_pid']}").exists()
+
+
+def test_pinned_nodes_run_each_on_its_own_cpu_and_the_generator_only_when_idle() -> None:
+    """--pin-nodes: node k alone on the k-th CPU of --server-cpus; --generator-idle: the
+    generator under SCHED_IDLE, so the nodes come first on the CPUs it shares."""
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    listed = ",".join(map(str, cpus))
+    argv = [sys.executable, "-m", "benchmarks.loadgen", "--json", "--quiet", "--timeout", "30"]
+    argv += [
+        "--clients",
+        "4",
+        "--senders",
+        "2",
+        "--mix",
+        "mixed",
+        "--nodes",
+        "2",
+        "--messages",
+        "5",
+    ]
+    argv += ["--pin-nodes", "--server-cpus", listed, "--generator-cpus", listed]
+    argv += ["--generator-idle"]
+    result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["deliveries"]["missing"] == report["deliveries"]["duplicates"] == 0
+    affinity = report["affinity"]
+    assert affinity["server_actual"] == [[cpus[k % len(cpus)]] for k in range(2)]
+    assert affinity["generator_idle"] is True
+    assert affinity["coordinator_actual"] == cpus
 
 
 def test_node_of_alternates_and_mixes_transports() -> None:
