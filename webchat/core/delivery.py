@@ -46,9 +46,9 @@ class Delivery:
         self._writers: dict[int, Writer] = {}
         # The writers whose peers get keepalives, by when the next one may be owed:
         # (when, session id, writer). The reaper pops only those due, rather than asking
-        # every writer each second (at ten thousand people that scan took the GIL from
-        # the fan-out). An entry may be early (its peer was written to since): it is put
-        # back for later. One entry per writer; a gone writer's is dropped when popped.
+        # every writer each second (13.8 ms of CPU a second with ten thousand idle
+        # people). An entry may be early (its peer was written to since): it is put back
+        # for later. One entry per writer; a gone writer's is dropped when popped.
         self._keepalives: list[tuple[float, int, Writer]] = []
         self._members = members
         # Every writer is handed a batch at least every FULL_EVERY-th part of the ring, so
