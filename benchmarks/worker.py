@@ -1080,7 +1080,8 @@ def text_is_payload(ev: dict[str, Any]) -> bool:
 # How every crowded room's update frame begins (the server writes "type" first).
 PRESENCE = b'{"type":"presence"'
 # --settle-presence: the longest the barrier waits for an update that counts everyone
-# (the server's interval is 10 s); past it, it goes on without.
+# (the server's interval is 10 s), and then for --settle-quiet seconds without one;
+# past it, it goes on without.
 PRESENCE_WAIT_NS = 30_000_000_000
 # What ``parsed`` gives for a frame that is not JSON.
 NOT_JSON = object()
@@ -1096,9 +1097,8 @@ def parsed(pl: bytes) -> Any:
 
 def event_types(pl: bytes) -> list[str]:
     """The event types in one server frame (an object or an array of them)."""
-    try:
-        obj = json.loads(pl)
-    except ValueError:
+    obj = parsed(pl)
+    if obj is NOT_JSON:
         return ["error"]
     evs = obj if isinstance(obj, list) else [obj]
     return [str(ev.get("type")) for ev in evs if isinstance(ev, dict)]
@@ -1347,7 +1347,8 @@ class Worker:
             self.synced_count += 1
 
     def saw_presence(self, pl: bytes) -> None:
-        """--settle-presence: how many a crowded room's update counts (its last field)."""
+        """--settle-presence: how many a crowded room's update counts (its last field),
+        and when the last update came (--settle-quiet)."""
         if self.cfg.settle_presence:
             at = pl.rfind(b'"users":')
             count = pl[at + 8 :].rstrip(b"}")
