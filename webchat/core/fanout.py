@@ -106,12 +106,14 @@ class Fanout:
             oldest = self.head - self.capacity  # the packet whose slot is next
             low = self.head
             laggards: list[Session] = []
+            with self._sending_lock:
+                sending = set(self._sending)
             for s in self._sessions.values():
                 if s.closing:
                     continue
                 if s.cursor > oldest:
                     low = min(low, s.cursor)
-                elif s.sending:
+                elif s in sending:
                     self.close_locked(
                         s, f"too slow: more than {self.capacity} events waiting to be sent", 1008
                     )
@@ -142,13 +144,11 @@ class Fanout:
         """Around a writer thread's blocking send: if the backlog grows meanwhile, the peer
         is not reading (a writer that is only waiting for the CPU is not "too slow")."""
         with self._sending_lock:
-            session.sending = True
             self._sending.add(session)
         try:
             yield
         finally:
             with self._sending_lock:
-                session.sending = False
                 self._sending.discard(session)
 
     def _end(self, session: Session) -> tuple[int, bool]:

@@ -133,9 +133,6 @@ class Session:
         self.close_reason = ""
         self.close_code = 1000
         self.close_seq = 0
-        # True while the writer is inside a blocking send: if the backlog grows then, the
-        # peer is not reading (a writer that is only waiting for the CPU is not "too slow").
-        self.sending = False
 
     def __repr__(self) -> str:
         return f"<Session {self.id} {self.nick!r} via {self.via}>"
